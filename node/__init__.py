@@ -1,0 +1,1 @@
+"""Wiring: config, genesis, keys, mempool, the engine driver, execution, RPC, metrics, CLI."""

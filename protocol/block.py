@@ -1,0 +1,212 @@
+"""Blocks: header, body (txs), canonical bytes and hash.
+
+Header layout (docs/PROTOCOL.md §Block header):
+    u8 version=1 | bytes8 chain_id | u64 height | 32B prev_hash | u64 time_ms
+    | 32B proposer | u32 tx_count | 32B txs_root | 32B validators_hash
+    | u64 exec_height | 32B exec_app_hash | 32B exec_results_root
+The block hash is SHA-256 of the header encoding; the header commits to the txs through
+txs_root (RFC 6962 Merkle root over the tx hashes).
+
+Execution lags consensus by a fixed `pipeline_depth` P from genesis: the header of height h
+attests the app hash and results root *after executing block h - P* (exec_height = h - P,
+or 0 with zero hashes while h <= P). This lets P blocks be in flight at once while every
+block's results are still signed by a later block's seal. P = 1 is CometBFT's
+"last app hash" rule.
+
+Block layout: bytes32 header | u32 tx_count | tx_count × bytes32 tx.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from protocol import limits, merkle
+from protocol.crypto import HASH_BYTES, PUBLIC_KEY_BYTES, ZERO_HASH, sha256
+from protocol.encoding import DecodeError, Reader, Writer
+from protocol.tx import Tx, chain_id_invalid, decode_tx
+
+BLOCK_VERSION = 1
+_HEADER_BYTES_MAX = 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlockHeader:
+    chain_id: str
+    height: int
+    prev_hash: bytes
+    time_ms: int
+    proposer: bytes
+    tx_count: int
+    txs_root: bytes
+    validators_hash: bytes
+    exec_height: int
+    exec_app_hash: bytes
+    exec_results_root: bytes
+
+    def invalid(self) -> str | None:
+        if (reason := chain_id_invalid(self.chain_id)) is not None:
+            return reason
+        if self.height < 1:
+            return "height must be >= 1"
+        if self.exec_height >= self.height:
+            return f"exec height {self.exec_height} must be below height {self.height}"
+        if self.tx_count > limits.block_txs_max:
+            return f"tx count {self.tx_count} exceeds {limits.block_txs_max}"
+        for name in (
+            "prev_hash",
+            "txs_root",
+            "validators_hash",
+            "exec_app_hash",
+            "exec_results_root",
+        ):
+            if len(getattr(self, name)) != HASH_BYTES:
+                return f"{name} must be {HASH_BYTES} bytes"
+        if len(self.proposer) != PUBLIC_KEY_BYTES:
+            return f"proposer must be {PUBLIC_KEY_BYTES} bytes"
+        if self.height == 1 and self.prev_hash != ZERO_HASH:
+            return "height 1 must have a zero prev hash"
+        return None
+
+    def encode(self) -> bytes:
+        return (
+            Writer()
+            .u8(BLOCK_VERSION)
+            .bytes8(self.chain_id.encode("ascii"))
+            .u64(self.height)
+            .fixed(self.prev_hash, HASH_BYTES)
+            .u64(self.time_ms)
+            .fixed(self.proposer, PUBLIC_KEY_BYTES)
+            .u32(self.tx_count)
+            .fixed(self.txs_root, HASH_BYTES)
+            .fixed(self.validators_hash, HASH_BYTES)
+            .u64(self.exec_height)
+            .fixed(self.exec_app_hash, HASH_BYTES)
+            .fixed(self.exec_results_root, HASH_BYTES)
+            .finish()
+        )
+
+    def hash(self) -> bytes:
+        return sha256(self.encode())
+
+
+def decode_header(data: bytes) -> BlockHeader:
+    if len(data) > _HEADER_BYTES_MAX:
+        raise DecodeError(f"header is {len(data)} bytes, max {_HEADER_BYTES_MAX}")
+    reader = Reader(data)
+    header = _read_header(reader)
+    reader.finish("block header")
+    return header
+
+
+def _read_header(reader: Reader) -> BlockHeader:
+    version = reader.u8("version")
+    if version != BLOCK_VERSION:
+        raise DecodeError(f"unknown block version {version}")
+    header = BlockHeader(
+        chain_id=reader.ascii8("chain_id", max_bytes=limits.chain_id_bytes_max),
+        height=reader.u64("height"),
+        prev_hash=reader.fixed(HASH_BYTES, "prev_hash"),
+        time_ms=reader.u64("time_ms"),
+        proposer=reader.fixed(PUBLIC_KEY_BYTES, "proposer"),
+        tx_count=reader.u32("tx_count"),
+        txs_root=reader.fixed(HASH_BYTES, "txs_root"),
+        validators_hash=reader.fixed(HASH_BYTES, "validators_hash"),
+        exec_height=reader.u64("exec_height"),
+        exec_app_hash=reader.fixed(HASH_BYTES, "exec_app_hash"),
+        exec_results_root=reader.fixed(HASH_BYTES, "exec_results_root"),
+    )
+    if (reason := header.invalid()) is not None:
+        raise DecodeError(reason)
+    return header
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Block:
+    header: BlockHeader
+    txs: tuple[Tx, ...]
+    # Encoded tx bytes, kept so re-encoding and hashing a received block costs nothing.
+    tx_bytes: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+    def hash(self) -> bytes:
+        return self.header.hash()
+
+    def encoded_txs(self) -> tuple[bytes, ...]:
+        if len(self.tx_bytes) == len(self.txs):
+            return self.tx_bytes
+        return tuple(tx.encode() for tx in self.txs)
+
+    def tx_hashes(self) -> list[bytes]:
+        return [sha256(raw) for raw in self.encoded_txs()]
+
+    def invalid(self) -> str | None:
+        """Header validity plus body/header agreement (count and Merkle root)."""
+        if (reason := self.header.invalid()) is not None:
+            return reason
+        if len(self.txs) != self.header.tx_count:
+            return f"header says {self.header.tx_count} txs, body has {len(self.txs)}"
+        if merkle.root(self.tx_hashes()) != self.header.txs_root:
+            return "txs root does not match the body"
+        for tx in self.txs:
+            if tx.chain_id != self.header.chain_id:
+                return "a tx is for another chain"
+        return None
+
+    def encode(self) -> bytes:
+        writer = Writer().bytes32(self.header.encode()).u32(len(self.txs))
+        for raw in self.encoded_txs():
+            writer.bytes32(raw)
+        return writer.finish()
+
+
+def decode_block(data: bytes) -> Block:
+    """Strict decode; also checks that the body matches the header (count and txs root)."""
+    if len(data) > limits.block_bytes_max:
+        raise DecodeError(f"block is {len(data)} bytes, max {limits.block_bytes_max}")
+    reader = Reader(data)
+    header = decode_header(reader.bytes32("header", max_bytes=_HEADER_BYTES_MAX))
+    count = reader.u32("tx_count")
+    if count != header.tx_count:
+        raise DecodeError(f"body has {count} txs, header says {header.tx_count}")
+    raws = tuple(reader.bytes32(f"tx[{i}]", max_bytes=limits.tx_bytes_max) for i in range(count))
+    reader.finish("block")
+    txs = tuple(decode_tx(raw) for raw in raws)
+    block = Block(header=header, txs=txs, tx_bytes=raws)
+    if (reason := block.invalid()) is not None:
+        raise DecodeError(reason)
+    return block
+
+
+def make_block(
+    *,
+    chain_id: str,
+    height: int,
+    prev_hash: bytes,
+    time_ms: int,
+    proposer: bytes,
+    txs: tuple[Tx, ...],
+    validators_hash: bytes,
+    exec_height: int,
+    exec_app_hash: bytes,
+    exec_results_root: bytes,
+) -> Block:
+    raws = tuple(tx.encode() for tx in txs)
+    header = BlockHeader(
+        chain_id=chain_id,
+        height=height,
+        prev_hash=prev_hash,
+        time_ms=time_ms,
+        proposer=proposer,
+        tx_count=len(txs),
+        txs_root=merkle.root([sha256(raw) for raw in raws]),
+        validators_hash=validators_hash,
+        exec_height=exec_height,
+        exec_app_hash=exec_app_hash,
+        exec_results_root=exec_results_root,
+    )
+    block = Block(header=header, txs=txs, tx_bytes=raws)
+    assert block.invalid() is None, block.invalid()
+    return block
