@@ -65,6 +65,7 @@ class SoloEngine:
         self._committed_height = committed_height
         self._committed_hash = committed_hash
         self._executed_height = executed_height
+        self._stale_proposals = 0
 
     def step(self, event: Event) -> Output:
         match event:
@@ -78,10 +79,10 @@ class SoloEngine:
         return output
 
     def _on_propose(self, block: Block) -> Output:
-        slot = self._slot()
-        assert slot is not None, "proposal without a slot"
-        assert block.height == slot.height, f"proposal for {block.height}, slot {slot.height}"
-        assert block.header.prev_hash == slot.prev_hash, "proposal does not link to the chain"
+        if (reason := self._ignore_propose(block)) is not None:
+            log.debug("solo ignoring proposal height=%d: %s", block.height, reason)
+            self._stale_proposals += 1
+            return NOTHING
         assert block.invalid() is None, block.invalid()
         block_hash = block.hash()
         signature = sign_commit_vote(
@@ -102,6 +103,17 @@ class SoloEngine:
         self._committed_hash = block_hash
         log.debug("solo committed height=%d txs=%d", block.height, len(block.txs))
         return Output(commit=(SealedBlock(block=block, seal=seal),))
+
+    def _ignore_propose(self, block: Block) -> str | None:
+        """A proposal built for a slot that has since moved on is stale, not an error."""
+        slot = self._slot()
+        if slot is None:
+            return "no open slot"
+        if block.height != slot.height:
+            return f"slot is height {slot.height}"
+        if block.header.prev_hash != slot.prev_hash:
+            return "does not link to the committed chain"
+        return None
 
     def _on_executed(self, event: BlockExecuted) -> Output:
         assert event.height == self._executed_height + 1, "blocks execute in height order"
@@ -125,7 +137,10 @@ class SoloEngine:
             role="leader",
             proposal_slot=self._slot(),
             in_flight=0,
-            extra={"executed_height": self._executed_height},
+            extra={
+                "executed_height": self._executed_height,
+                "stale_proposals": self._stale_proposals,
+            },
         )
 
     def check_invariants(self) -> None:

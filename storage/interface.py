@@ -2,7 +2,10 @@
 
 One `commit_block` call writes everything a committed block changes — block, seal, tx
 index, results, app hash, service-state writes and the new height — as one atomic, synced
-batch. After a crash the store holds exactly the blocks whose `commit_block` returned.
+batch. After a crash the store holds every block whose `commit_block` returned, plus
+possibly the one in flight (all of it or none of it). A damaged disk (a torn LevelDB log)
+can lose the newest blocks; the store then opens at a lower, consistent height and the node
+fetches the rest from peers.
 Every value read back is checked against a checksum written with it; a mismatch raises
 `CorruptionError`, never returns altered bytes.
 """
@@ -66,8 +69,15 @@ class ChainStore(Protocol):
         """Keys with `prefix` in ascending order, after `start_after`, at most `limit`."""
         ...
 
-    def set_genesis(self, *, genesis_hash: bytes, app_hash: bytes) -> None:
-        """Once, on an empty store; later opens check `genesis_hash` matches."""
+    def set_genesis(
+        self,
+        *,
+        genesis_hash: bytes,
+        app_hash: bytes,
+        state_writes: Mapping[bytes, bytes | None] | None = None,
+    ) -> None:
+        """Once, on an empty store, in one synced batch with the genesis service state
+        (agencies, roles); `app_hash` is the app hash at height 0."""
         ...
 
     def genesis_hash(self) -> bytes | None: ...

@@ -1,0 +1,158 @@
+"""The engine driver: the only place an engine meets asyncio (STYLE §3.3).
+
+One task owns the engine and steps it with one event at a time. For each `Output` it
+honours the contract of consensus/types.py in order: persist (one synced batch, off the
+event loop) before any send, then send, then hand commits to the executor (in order,
+awaiting room: a committed block is never dropped), then start fetches.
+
+Inputs arrive on two paths:
+- `offer_peer` for consensus messages from peers: a bounded queue; a full queue drops the
+  message and counts it (a peer cannot make the node buffer without bound, and PBFT
+  tolerates loss — the timers and retransmission through view change recover).
+- `post_control` for the node's own events (ticks, proposals, executed blocks, fetched
+  blocks). These are bounded by construction — one tick outstanding at a time, at most
+  one proposal per slot, at most one executed notice per committed block — so they wait
+  in a deque and are never dropped. They are served before peer messages.
+
+`after_step` runs after every step with the engine's fresh status; the node uses it to
+notice a proposal slot and post a `Propose`. A proposal posted for a slot that is gone by
+the time it is stepped is the engine's to ignore (the node returns its txs to the pool
+when another block commits at that height).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+
+from consensus.types import (
+    Engine,
+    EngineStatus,
+    Envelope,
+    Event,
+    FetchRequest,
+    Output,
+    Received,
+    Tick,
+)
+from protocol.sealed import SealedBlock
+
+log = logging.getLogger(__name__)
+
+PersistFn = Callable[[Sequence[tuple[bytes, bytes | None]]], None]
+SendFn = Callable[[Envelope], None]
+CommitFn = Callable[[SealedBlock], Awaitable[None]]
+FetchFn = Callable[[FetchRequest], None]
+AfterStepFn = Callable[[EngineStatus], None]
+
+
+class EngineDriver:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        persist: PersistFn,
+        send: SendFn,
+        commit: CommitFn,
+        fetch: FetchFn,
+        after_step: AfterStepFn,
+        tick_ms: int,
+        peer_inbox_max: int,
+    ) -> None:
+        assert tick_ms > 0
+        assert peer_inbox_max > 0
+        self._engine = engine
+        self._persist = persist
+        self._send = send
+        self._commit = commit
+        self._fetch = fetch
+        self._after_step = after_step
+        self._tick_s = tick_ms / 1000
+        self._peer_inbox: asyncio.Queue[Received] = asyncio.Queue(maxsize=peer_inbox_max)
+        self._control: deque[Event] = deque()
+        self._wakeup = asyncio.Event()
+        self._tick_pending = False
+        self.peer_dropped_total = 0
+        self.steps_total = 0
+        self.step_seconds_total = 0.0
+        self.persist_seconds_total = 0.0
+
+    # --- inputs -------------------------------------------------------------------------
+
+    def offer_peer(self, event: Received) -> bool:
+        """Never blocks. False (and counted) when the peer inbox is full."""
+        try:
+            self._peer_inbox.put_nowait(event)
+        except asyncio.QueueFull:
+            self.peer_dropped_total += 1
+            return False
+        self._wakeup.set()
+        return True
+
+    def post_control(self, event: Event) -> None:
+        """The node's own events; bounded by construction (see the module docstring)."""
+        assert not isinstance(event, Received)
+        self._control.append(event)
+        self._wakeup.set()
+
+    def status(self) -> EngineStatus:
+        return self._engine.status()
+
+    @property
+    def peer_inbox_depth(self) -> int:
+        return self._peer_inbox.qsize()
+
+    # --- tasks --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:  # a crash in either stops both
+            tasks.create_task(self._tick_forever(), name="engine-ticks")
+            tasks.create_task(self._step_forever(), name="engine-steps")
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_s)
+            if not self._tick_pending:  # one outstanding tick at most: a slow loop
+                self._tick_pending = True  # skips ticks instead of queueing them
+                self.post_control(Tick())
+
+    async def _step_forever(self) -> None:
+        while True:
+            event = await self._next_event()
+            if isinstance(event, Tick):
+                self._tick_pending = False
+            await self._step(event)
+
+    async def _next_event(self) -> Event:
+        while True:
+            if self._control:
+                return self._control.popleft()
+            if not self._peer_inbox.empty():
+                return self._peer_inbox.get_nowait()
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def _step(self, event: Event) -> None:
+        """Step the engine once and honour its Output before the next step: only this task
+        steps the engine, so the persist-send-commit order holds across steps too."""
+        started = time.perf_counter()
+        output = self._engine.step(event)
+        self.steps_total += 1
+        self.step_seconds_total += time.perf_counter() - started
+        await self._honour(output)
+        self._after_step(self._engine.status())
+
+    async def _honour(self, output: Output) -> None:
+        if output.persist:
+            started = time.perf_counter()
+            await asyncio.to_thread(self._persist, output.persist)  # 1. durable first
+            self.persist_seconds_total += time.perf_counter() - started
+        for envelope in output.send:  # 2. then send
+            self._send(envelope)
+        for sealed in output.commit:  # 3. then hand over in order; waits for room
+            await self._commit(sealed)
+        for request in output.fetch:  # 4. then fetch
+            self._fetch(request)

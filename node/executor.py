@@ -1,0 +1,149 @@
+"""Executes committed blocks strictly in height order and stores each in one synced batch.
+
+For every sealed block handed over by the engine, `execute` checks that it links to the
+stored chain and that its header attests the same execution results this node computed
+(exec_height = height - pipeline_depth), runs the services, and writes block, seal, tx
+index, results, app hash and state writes with one `commit_block` (one LevelDB
+WriteBatch, sync=True). Only then do subscribers, waiters and metrics see it.
+
+A committed block that does not link, or whose attested app hash differs from ours, means
+this node's state has diverged from a quorum's or our own code is wrong: we raise
+`ConsensusFailure` and the node halts rather than guess (CometBFT's "CONSENSUS FAILURE").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from protocol.crypto import ZERO_HASH
+from protocol.results import encode_results
+from protocol.sealed import SealedBlock
+from services.interface import Application, BlockInfo, BlockOutcome
+from storage.interface import BlockCommit, ChainStore
+
+log = logging.getLogger(__name__)
+
+
+class ConsensusFailure(RuntimeError):
+    """The committed chain and this node's state disagree. The node must stop."""
+
+
+class StoreStateView:
+    """services.interface.StateView over the committed state of a ChainStore."""
+
+    def __init__(self, store: ChainStore) -> None:
+        self._store = store
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._store.state_get(key)
+
+    def scan(
+        self, prefix: bytes, *, start_after: bytes | None = None, limit: int
+    ) -> Iterator[tuple[bytes, bytes]]:
+        return self._store.state_scan(prefix, start_after=start_after, limit=limit)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutedBlock:
+    sealed: SealedBlock
+    block_hash: bytes
+    outcome: BlockOutcome
+    tx_hashes: tuple[bytes, ...]
+    execute_seconds: float
+    store_seconds: float
+
+
+class BlockExecutor:
+    def __init__(
+        self,
+        *,
+        store: ChainStore,
+        app: Application,
+        chain_id: str,
+        pipeline_depth: int,
+    ) -> None:
+        self._store = store
+        self._app = app
+        self._chain_id = chain_id
+        self._pipeline_depth = pipeline_depth
+        self._state = StoreStateView(store)
+
+    def expected_exec_fields(self, height: int) -> tuple[int, bytes, bytes]:
+        """(exec_height, app hash, results root) a header at `height` must attest."""
+        exec_height = max(0, height - self._pipeline_depth)
+        if exec_height == 0:
+            return 0, ZERO_HASH, ZERO_HASH
+        app_hash = self._store.app_hash(exec_height)
+        results_root = self._store.results_root(exec_height)
+        assert app_hash is not None, f"height {height} needs {exec_height} executed"
+        assert results_root is not None
+        return exec_height, app_hash, results_root
+
+    def execute(self, sealed: SealedBlock) -> ExecutedBlock:
+        """Runs in a worker thread: plyvel and libsodium release the GIL."""
+        block = sealed.block
+        height = block.height
+        committed = self._store.committed_height()
+        assert height == committed + 1, f"executing {height} after {committed}"
+        self._check_links(sealed)
+        started = time.perf_counter()
+        prev_app_hash = self._store.app_hash(height - 1)
+        assert prev_app_hash is not None
+        info = BlockInfo(
+            chain_id=self._chain_id,
+            height=height,
+            time_ms=block.header.time_ms,
+            proposer=block.header.proposer,
+        )
+        outcome = self._app.execute_block(
+            info, block.txs, self._state, prev_app_hash=prev_app_hash
+        )
+        assert len(outcome.results) == len(block.txs)
+        executed_at = time.perf_counter()
+        tx_hashes = tuple(block.tx_hashes())
+        block_hash = block.hash()
+        self._store.commit_block(
+            BlockCommit(
+                height=height,
+                block_hash=block_hash,
+                block=block.encode(),
+                seal=sealed.seal.encode(),
+                tx_hashes=tx_hashes,
+                results=encode_results(outcome.results),
+                results_root=outcome.results_root,
+                app_hash=outcome.app_hash,
+                state_writes=outcome.writes,
+            )
+        )
+        stored_at = time.perf_counter()
+        return ExecutedBlock(
+            sealed=sealed,
+            block_hash=block_hash,
+            outcome=outcome,
+            tx_hashes=tx_hashes,
+            execute_seconds=executed_at - started,
+            store_seconds=stored_at - executed_at,
+        )
+
+    def _check_links(self, sealed: SealedBlock) -> None:
+        header = sealed.block.header
+        height = header.height
+        if header.chain_id != self._chain_id:
+            raise ConsensusFailure(f"block {height} is for chain {header.chain_id!r}")
+        prev_hash = ZERO_HASH if height == 1 else self._store.block_hash(height - 1)
+        if header.prev_hash != prev_hash:
+            raise ConsensusFailure(
+                f"block {height} links to {header.prev_hash.hex()}, stored "
+                f"{(prev_hash or b'').hex()}"
+            )
+        expected = self.expected_exec_fields(height)
+        attested = (header.exec_height, header.exec_app_hash, header.exec_results_root)
+        if attested != expected:
+            raise ConsensusFailure(
+                f"block {height} attests exec height {attested[0]} app hash "
+                f"{attested[1].hex()}, this node computed {expected[1].hex()} at "
+                f"{expected[0]}: state diverged"
+            )

@@ -1,0 +1,416 @@
+"""A running node: wires store, services, mempool, engine driver, commit pipeline, RPC and
+metrics, and implements node/api.py's NodeApi for the RPC layer.
+
+Start-up order: open the store (refusing a store made for another genesis), write the
+genesis state on first start, build the engine from genesis (never from local config),
+then start executing, stepping, serving. Shutdown is the reverse; a crash at any point is
+safe because every committed block is one synced batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from consensus.types import BlockExecuted, EngineStatus, Envelope, FetchRequest, Propose
+from node import limits
+from node.api import CommittedTx, SubmitResult, TxProof
+from node.commits import CommitPipeline
+from node.config import Config, load_config
+from node.driver import EngineDriver
+from node.engines import build_engine
+from node.events import EventBus
+from node.executor import BlockExecutor, ExecutedBlock, StoreStateView
+from node.genesis import Genesis, load_genesis
+from node.keys import load_key_file
+from node.mempool import Mempool, MempoolLimits
+from node.metrics import MetricsServer, NodeMetrics
+from node.notices import new_block_event, tx_event
+from node.producer import BlockProducer, ProducerConfig
+from node.queries import ChainReader
+from node.rpc.config import RpcConfig
+from node.rpc.server import RpcServer
+from node.status import status_document
+from node.waiters import CommitWaiters
+from protocol.crypto import SigningKey
+from protocol.results import TxResult
+from protocol.sealed import SealedBlock
+from protocol.tx import Tx
+from services.app import SeoulApplication
+from services.interface import QueryResult
+from storage.interface import ChainStore
+from storage.leveldb import LevelDbChainStore
+
+log = logging.getLogger(__name__)
+
+
+class Node:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        genesis: Genesis,
+        key: SigningKey,
+        store: ChainStore,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.config = config
+        self.chain_genesis = genesis
+        self.key = key
+        self.store = store
+        self.metrics = NodeMetrics(registry or CollectorRegistry())
+        self.app = SeoulApplication(genesis.services_genesis())
+        self._init_store()
+        self.reader = ChainReader(store)
+        self._state = StoreStateView(store)
+        height = store.committed_height()
+        self.mempool = Mempool(
+            chain_id=genesis.chain_id,
+            next_height=height + 1,
+            pool_limits=MempoolLimits(
+                max_txs=config.mempool.max_txs,
+                max_bytes=config.mempool.max_bytes,
+                max_tx_bytes=config.mempool.max_tx_bytes,
+                max_txs_per_signer=config.mempool.max_txs_per_signer,
+                verified_cache_size=config.mempool.verified_cache_size,
+            ),
+            admit=self._admit,
+            on_reject=self.metrics.mempool_rejected,
+        )
+        built = build_engine(genesis, key=key, store=store)
+        self.codec = built.codec
+        self.executor = BlockExecutor(
+            store=store,
+            app=self.app,
+            chain_id=genesis.chain_id,
+            pipeline_depth=genesis.consensus.pipeline_depth,
+        )
+        self.commits = CommitPipeline(self.executor, queue_max=limits.commit_queue_blocks_max)
+        self.commits.add_listener(self._on_executed)
+        self.producer = BlockProducer(
+            self._producer_config(),
+            key=key,
+            txs=self.mempool,
+            exec_fields=self.executor.expected_exec_fields,
+            monotonic_ms=lambda: int(time.monotonic() * 1000),
+            wall_ms=lambda: int(time.time() * 1000),
+        )
+        last = self.reader.sealed_block(height) if height else None
+        if last is not None:
+            self.producer.on_committed(
+                height=height, tx_count=len(last.block.txs), time_ms=last.block.header.time_ms
+            )
+        self.driver = EngineDriver(
+            built.engine,
+            persist=store.consensus_write,
+            send=self._send,
+            commit=self.commits.enqueue,
+            fetch=self._fetch,
+            after_step=self._after_step,
+            tick_ms=config.consensus.tick_ms,
+            peer_inbox_max=limits.consensus_inbox_max,
+        )
+        self.bus = EventBus(subscriptions_max=config.rpc.max_subscription_clients * 5)
+        self.waiters = CommitWaiters(waiters_max=limits.commit_waiters_max)
+        self._proposed: dict[int, tuple[float, tuple[bytes, ...]]] = {}  # height -> (t, txs)
+        self._last_commit_monotonic: float | None = None
+        self._started_monotonic = time.monotonic()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.failure: BaseException | None = None
+        self.stopped = asyncio.Event()
+        self.rpc: RpcServer | None = None
+        self.metrics_server: MetricsServer | None = None
+        self.metrics.consensus_height.set(height)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def _init_store(self) -> None:
+        genesis_hash = self.chain_genesis.genesis_hash()
+        stored = self.store.genesis_hash()
+        if stored is None:
+            self.store.set_genesis(
+                genesis_hash=genesis_hash,
+                app_hash=self.app.genesis_app_hash(),
+                state_writes=self.app.genesis_writes(),
+            )
+        elif stored != genesis_hash:
+            raise RuntimeError(
+                "the store was created for another genesis "
+                f"(store {stored.hex()[:16]}…, genesis.json {genesis_hash.hex()[:16]}…)"
+            )
+
+    def _producer_config(self) -> ProducerConfig:
+        consensus = self.config.consensus
+        return ProducerConfig(
+            chain_id=self.chain_genesis.chain_id,
+            validators_hash=self.chain_genesis.validator_set().hash(),
+            pipeline_depth=self.chain_genesis.consensus.pipeline_depth,
+            block_max_txs=consensus.block_max_txs,
+            block_max_bytes=consensus.block_max_bytes,
+            block_interval_ms=consensus.block_interval_ms,
+            create_empty_blocks=consensus.create_empty_blocks,
+            empty_block_interval_ms=max(consensus.block_interval_ms, 1000),
+        )
+
+    async def start(self) -> None:
+        rpc_host, rpc_port = _split(self.config.rpc.listen_address)
+        self.rpc = RpcServer(
+            self,
+            config=RpcConfig(
+                host=rpc_host,
+                port=rpc_port,
+                body_bytes_max=self.config.rpc.max_body_bytes,
+                batch_requests_max=self.config.rpc.max_batch,
+                connections_open_max=self.config.rpc.max_open_connections,
+                ws_clients_max=self.config.rpc.max_subscription_clients,
+                commit_timeout_s=self.config.rpc.commit_timeout_s,
+                cors_allowed_origins=tuple(self.config.rpc.cors_allowed_origins),
+            ),
+            metrics=self.metrics,
+            bus=self.bus,
+        )
+        self._tasks = [
+            asyncio.create_task(self.commits.run(), name="commits"),
+            asyncio.create_task(self.driver.run(), name="driver"),
+        ]
+        for task in self._tasks:
+            task.add_done_callback(self._task_ended)
+        await self.rpc.start()
+        if self.config.metrics.enabled:
+            host, port = _split(self.config.metrics.listen_address)
+            self.metrics_server = MetricsServer(self.metrics.registry, host=host, port=port)
+            await self.metrics_server.start()
+        log.info(
+            "node started chain=%s height=%d consensus=%s rpc=%s:%d",
+            self.chain_genesis.chain_id,
+            self.store.committed_height(),
+            self.chain_genesis.consensus.kind,
+            rpc_host,
+            self.rpc.port,
+        )
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.critical(
+                "CONSENSUS FAILURE: %s stopped: %r; halting the node",
+                task.get_name(),
+                error,
+                exc_info=error,
+            )
+            self.failure = error
+            self.stopped.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.rpc is not None:
+            await self.rpc.stop()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
+        self.bus.close()
+        self.mempool.close()
+        self.store.close()
+
+    # --- engine plumbing ------------------------------------------------------------------
+
+    def _admit(self, tx: Tx, next_height: int) -> TxResult:
+        return self.app.check_tx(tx, self._state, next_height=next_height)
+
+    def _send(self, envelope: Envelope) -> None:
+        raise AssertionError("a single-validator engine has no peers to send to")
+
+    def _fetch(self, request: FetchRequest) -> None:
+        raise AssertionError("a single-validator engine never fetches")
+
+    def _after_step(self, status: EngineStatus) -> None:
+        self.metrics.consensus_view.set(status.round)
+        block = self.producer.maybe_build(status)
+        if block is None:
+            return
+        hashes = tuple(tx.hash() for tx in block.txs)
+        self._proposed[block.height] = (time.monotonic(), hashes)
+        self.driver.post_control(Propose(block))
+
+    def _on_executed(self, executed: ExecutedBlock) -> None:
+        block = executed.sealed.block
+        height = block.height
+        self.driver.post_control(
+            BlockExecuted(
+                height=height,
+                block_hash=executed.block_hash,
+                app_hash=executed.outcome.app_hash,
+                results_root=executed.outcome.results_root,
+            )
+        )
+        self.mempool.remove_committed(block.txs, committed_height=height)
+        self._release_abandoned_proposals(height, set(executed.tx_hashes))
+        self.producer.on_committed(
+            height=height, tx_count=len(block.txs), time_ms=block.header.time_ms
+        )
+        self._observe_commit(executed)
+        self._announce(executed)
+
+    def _release_abandoned_proposals(self, height: int, committed: set[bytes]) -> None:
+        """Our proposals at or below a committed height that did not commit (another block
+        won the height) give their txs back to the pool."""
+        for proposed_height in [h for h in self._proposed if h <= height]:
+            _, hashes = self._proposed.pop(proposed_height)
+            leftover = [tx_hash for tx_hash in hashes if tx_hash not in committed]
+            if leftover:
+                self.mempool.return_txs(leftover)
+
+    def _observe_commit(self, executed: ExecutedBlock) -> None:
+        now = time.monotonic()
+        block = executed.sealed.block
+        metrics = self.metrics
+        metrics.consensus_height.set(block.height)
+        metrics.consensus_block_txs.observe(len(block.txs))
+        if self._last_commit_monotonic is not None:
+            metrics.consensus_block_interval_seconds.observe(now - self._last_commit_monotonic)
+        self._last_commit_monotonic = now
+        proposed = self._proposed.get(block.height)
+        if proposed is not None:
+            metrics.consensus_commit_seconds.observe(now - proposed[0])
+        metrics.storage_commit_seconds.observe(executed.store_seconds)
+        metrics.mempool_size.set(self.mempool.pending_count())
+        metrics.mempool_bytes.set(self.mempool.size_bytes())
+
+    def _announce(self, executed: ExecutedBlock) -> None:
+        sealed = executed.sealed
+        height = sealed.height
+        results = executed.outcome.results
+        for index, (tx, tx_hash) in enumerate(
+            zip(sealed.block.txs, executed.tx_hashes, strict=True)
+        ):
+            committed = CommittedTx(
+                tx_hash=tx_hash, height=height, index=index, tx=tx, result=results[index]
+            )
+            self.waiters.resolve(committed)
+            if len(self.bus):
+                self.bus.publish(tx_event(committed, executed))
+        if len(self.bus):
+            self.bus.publish(new_block_event(executed))
+
+    # --- NodeApi: info ----------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return status_document(self)
+
+    def genesis(self) -> dict[str, Any]:
+        return self.chain_genesis.to_dict()
+
+    def validators(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "index": index,
+                "name": validator.name,
+                "pub_key": validator.public_key.hex(),
+                "voting_power": 1,
+                "p2p_address": validator.p2p_address,
+                "rpc_address": validator.rpc_address,
+            }
+            for index, validator in enumerate(self.chain_genesis.validators)
+        ]
+
+    def net_info(self) -> dict[str, Any]:
+        return {"listening": False, "n_peers": 0, "peers": []}
+
+    def health(self) -> dict[str, Any]:
+        if self.failure is not None:
+            raise RuntimeError(f"node halted: {self.failure}")
+        return {}
+
+    # --- NodeApi: transactions ----------------------------------------------------------------
+
+    async def submit_tx(self, raw: bytes) -> SubmitResult:
+        admission = self.mempool.add(raw)
+        self.metrics.mempool_received_total.inc()
+        self.metrics.mempool_size.set(self.mempool.pending_count())
+        return admission.result
+
+    async def submit_txs(self, raws: list[bytes]) -> list[SubmitResult]:
+        admissions = await self.mempool.add_batch(raws)
+        self.metrics.mempool_received_total.inc(len(raws))
+        self.metrics.mempool_size.set(self.mempool.pending_count())
+        return [admission.result for admission in admissions]
+
+    async def wait_for_commit(self, tx_hash: bytes, *, timeout_s: float) -> CommittedTx | None:
+        committed = self.reader.committed_tx(tx_hash)
+        if committed is not None:
+            return committed
+        return await self.waiters.wait(tx_hash, timeout_s=timeout_s)
+
+    def num_unconfirmed_txs(self) -> tuple[int, int]:
+        return len(self.mempool), self.mempool.size_bytes()
+
+    def unconfirmed_txs(self, limit: int) -> list[Tx]:
+        return self.mempool.pending_txs(limit)
+
+    # --- NodeApi: blocks and txs ----------------------------------------------------------------
+
+    def latest_height(self) -> int:
+        return self.reader.latest_height()
+
+    def sealed_block(self, height: int) -> SealedBlock | None:
+        return self.reader.sealed_block(height)
+
+    def block_height_of(self, block_hash: bytes) -> int | None:
+        return self.store.height_of(block_hash)
+
+    def block_results(self, height: int) -> tuple[TxResult, ...] | None:
+        return self.reader.block_results(height)
+
+    def app_hash(self, height: int) -> bytes | None:
+        return self.store.app_hash(height)
+
+    def committed_tx(self, tx_hash: bytes) -> CommittedTx | None:
+        return self.reader.committed_tx(tx_hash)
+
+    def tx_proof(self, tx_hash: bytes) -> TxProof | None:
+        return self.reader.tx_proof(tx_hash)
+
+    def query(self, path: str, params: Mapping[str, str]) -> QueryResult:
+        return self.app.query(path, params, self._state)
+
+    def event_bus(self) -> EventBus:
+        return self.bus
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
+async def run_node(home: Path) -> None:
+    """`seoulchain start --home H`: run until SIGINT/SIGTERM, or until a component fails."""
+    config = load_config(home)
+    genesis = load_genesis(config.genesis_path)
+    key = load_key_file(config.key_path)
+    store = LevelDbChainStore(config.db_path)
+    node = Node(config=config, genesis=genesis, key=key, store=store)
+    loop = asyncio.get_running_loop()
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, node.stopped.set)
+    await node.start()
+    try:
+        await node.stopped.wait()
+    finally:
+        log.info("node stopping")
+        await node.stop()
+    if node.failure is not None:
+        raise SystemExit(f"node halted: {node.failure}")
