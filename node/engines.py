@@ -6,10 +6,15 @@ comes from genesis alone, never from local config.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
+from consensus.follower import FollowerConfig, FollowerEngine
+from consensus.pbft.codec import PbftCodec
+from consensus.pbft.config import PbftConfig
+from consensus.pbft.engine import PbftEngine
 from consensus.solo import SoloConfig, SoloEngine
-from consensus.types import Engine, MessageCodec
+from consensus.types import BlockExecuted, Engine, MessageCodec
 from node.genesis import Genesis
 from protocol.crypto import ZERO_HASH, SigningKey
 from storage.interface import ChainStore
@@ -25,11 +30,48 @@ class BuiltEngine:
     codec: MessageCodec | None  # None for engines that never talk to peers
 
 
-def build_engine(genesis: Genesis, *, key: SigningKey, store: ChainStore) -> BuiltEngine:
+def build_engine(
+    genesis: Genesis,
+    *,
+    key: SigningKey,
+    store: ChainStore,
+    view_change_timeout_ticks: int,
+    rng: random.Random,
+) -> BuiltEngine:
     kind = genesis.consensus.kind
     height = store.committed_height()
     block_hash = store.block_hash(height) if height else ZERO_HASH
     assert block_hash is not None
+    validators = genesis.validator_set()
+    if validators.index_of(key.public_key) is None:
+        # Not a validator: a read replica that follows the chain by checking seals.
+        follower = FollowerEngine(
+            FollowerConfig(chain_id=genesis.chain_id, validators=validators),
+            committed_height=height,
+            committed_hash=block_hash,
+        )
+        return BuiltEngine(engine=follower, codec=None)
+    if kind == "pbft":
+        pbft_config = PbftConfig(
+            chain_id=genesis.chain_id,
+            validators=validators,
+            node_id=validators.index_of(key.public_key) or 0,
+            pipeline_depth=genesis.consensus.pipeline_depth,
+            checkpoint_interval_seqs=genesis.consensus.checkpoint_interval,
+            watermark_window_seqs=genesis.consensus.watermark_window,
+            view_change_timeout_ticks=view_change_timeout_ticks,
+            view_change_timeout_ticks_max=view_change_timeout_ticks * 64,
+        )
+        pbft = PbftEngine(
+            pbft_config,
+            key=key,
+            restored=store.consensus_load(),
+            committed_height=height,
+            committed_hash=block_hash,
+            executed=_recent_executions(store, height, genesis.consensus.pipeline_depth),
+            rng=rng,
+        )
+        return BuiltEngine(engine=pbft, codec=PbftCodec(pbft_config))
     if kind == "solo":
         config = SoloConfig(
             chain_id=genesis.chain_id,
@@ -47,3 +89,20 @@ def build_engine(genesis: Genesis, *, key: SigningKey, store: ChainStore) -> Bui
         )
         return BuiltEngine(engine=engine, codec=None)
     raise EngineSetupError(f"consensus kind {kind!r} is not available in this build")
+
+
+def _recent_executions(store: ChainStore, height: int, depth: int) -> list[BlockExecuted]:
+    executed = []
+    for past in range(max(1, height - depth), height + 1):
+        block_hash = store.block_hash(past)
+        app_hash = store.app_hash(past)
+        results_root = store.results_root(past)
+        assert block_hash is not None
+        assert app_hash is not None
+        assert results_root is not None
+        executed.append(
+            BlockExecuted(
+                height=past, block_hash=block_hash, app_hash=app_hash, results_root=results_root
+            )
+        )
+    return executed

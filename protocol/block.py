@@ -26,7 +26,7 @@ from protocol.encoding import DecodeError, Reader, Writer
 from protocol.tx import Tx, chain_id_invalid, decode_tx
 
 BLOCK_VERSION = 1
-_HEADER_BYTES_MAX = 1024
+HEADER_BYTES_MAX = 1024  # a header is at most 1 + 51 + 8 + 32 + 8 + 32 + 4 + 32×2 + 8 + 32×2 bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,8 +90,8 @@ class BlockHeader:
 
 
 def decode_header(data: bytes) -> BlockHeader:
-    if len(data) > _HEADER_BYTES_MAX:
-        raise DecodeError(f"header is {len(data)} bytes, max {_HEADER_BYTES_MAX}")
+    if len(data) > HEADER_BYTES_MAX:
+        raise DecodeError(f"header is {len(data)} bytes, max {HEADER_BYTES_MAX}")
     reader = Reader(data)
     header = _read_header(reader)
     reader.finish("block header")
@@ -167,7 +167,7 @@ def decode_block(data: bytes) -> Block:
     if len(data) > limits.block_bytes_max:
         raise DecodeError(f"block is {len(data)} bytes, max {limits.block_bytes_max}")
     reader = Reader(data)
-    header = decode_header(reader.bytes32("header", max_bytes=_HEADER_BYTES_MAX))
+    header = decode_header(reader.bytes32("header", max_bytes=HEADER_BYTES_MAX))
     count = reader.u32("tx_count")
     if count != header.tx_count:
         raise DecodeError(f"body has {count} txs, header says {header.tx_count}")

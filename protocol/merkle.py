@@ -26,14 +26,6 @@ def _node_hash(left: bytes, right: bytes) -> bytes:
     return sha256(_NODE + left + right)
 
 
-def _split(count: int) -> int:
-    """Largest power of two strictly below count (count >= 2)."""
-    split = 1
-    while split * 2 < count:
-        split *= 2
-    return split
-
-
 def root(items: list[bytes]) -> bytes:
     if not items:
         return sha256(b"")
@@ -69,6 +61,8 @@ class MerkleProof:
         """The root this proof yields for `item`, or None if the proof is malformed."""
         if not 0 <= self.index < self.total or len(self.path) > limits.merkle_proof_depth_max:
             return None
+        if any(len(sibling) != HASH_BYTES for sibling in self.path):
+            return None
         return _root_from_path(leaf_hash(item), self.index, self.total, list(self.path))
 
     def verify(self, item: bytes, expected_root: bytes) -> bool:
@@ -76,30 +70,33 @@ class MerkleProof:
 
 
 def _root_from_path(node: bytes, index: int, total: int, path: list[bytes]) -> bytes | None:
-    """RFC 9162 §2.1.3.2 verification of an inclusion proof."""
-    if not path and total == 1:
-        return node
-    last = total - 1
+    """RFC 9162 §2.1.3.2, step by step: the root an inclusion path yields, or None when the
+    path has the wrong length for (index, total).
+
+    `position` walks up from the leaf and `last` is the index of the last node at the
+    current level. A node that is a right child, or the last node of its level (then it
+    has no right sibling and was promoted unchanged until it is a right child), takes its
+    sibling on the left; otherwise the sibling is on the right. The path is exactly as
+    long as the number of levels at which the node has a sibling, so `last` must reach 0
+    exactly when the path is used up.
+    """
     position = index
+    last = total - 1
     for sibling in path:
         if last == 0:
-            return None
+            return None  # path longer than the tree is tall
         if position % 2 == 1 or position == last:
-            if position % 2 == 1:
-                node = _node_hash(sibling, node)
-            else:
-                # position == last and even: this node has no right sibling at this level;
-                # climb until it does.
-                while position % 2 == 0 and position != 0:
-                    position //= 2
-                    last //= 2
-                node = _node_hash(sibling, node)
+            node = _node_hash(sibling, node)
+            # Skip the levels where this node is promoted without a sibling.
+            while position % 2 == 0 and position != 0:
+                position //= 2
+                last //= 2
         else:
             node = _node_hash(node, sibling)
         position //= 2
         last //= 2
     if last != 0:
-        return None
+        return None  # path shorter than the tree is tall
     return node
 
 
@@ -121,6 +118,8 @@ def prove(items: list[bytes], index: int) -> MerkleProof:
 
 
 def decode_proof(data: bytes) -> MerkleProof:
+    """Strict decode. It checks the shape (index < total, depth bound) but not that the
+    depth fits (index, total): a wrong-length path simply fails to verify."""
     reader = Reader(data)
     index = reader.u32("index")
     total = reader.u32("total")

@@ -14,6 +14,11 @@ from protocol import limits, merkle
 from protocol.crypto import sha256
 from protocol.encoding import DecodeError, Reader, Writer
 
+U32_MAX = (1 << 32) - 1
+# code, log (u16-prefixed), data (u32-prefixed), each payload at most results_data_bytes_max
+RESULT_BYTES_MAX = 4 + 2 + 4 + 2 * limits.results_data_bytes_max
+RESULTS_BYTES_MAX = 4 + limits.block_txs_max * RESULT_BYTES_MAX
+
 CODE_OK = 0
 
 
@@ -28,13 +33,29 @@ class TxResult:
         return self.code == CODE_OK
 
     def encode(self) -> bytes:
-        log = self.log.encode("utf-8")[: limits.results_data_bytes_max]
+        """Canonical bytes. A log or data over the limit is cut to it (results are kept
+        per tx in every block, so they are bounded); the log is cut on a character
+        boundary so that the bytes always decode."""
+        assert 0 <= self.code <= U32_MAX, f"result code {self.code} does not fit in u32"
+        log = _utf8_prefix(self.log, limits.results_data_bytes_max)
         data = self.data[: limits.results_data_bytes_max]
         writer = Writer().u32(self.code).u16(len(log)).raw(log).bytes32(data)
         return writer.finish()
 
     def hash(self) -> bytes:
         return sha256(self.encode())
+
+
+def _utf8_prefix(text: str, bytes_max: int) -> bytes:
+    """The longest UTF-8 encoding of a prefix of `text` that fits in `bytes_max` bytes.
+    Lone surrogates (not encodable in UTF-8) become "?", so encoding never raises."""
+    encoded = text.encode("utf-8", "replace")
+    if len(encoded) <= bytes_max:
+        return encoded
+    cut = bytes_max
+    while cut > 0 and (encoded[cut] & 0xC0) == 0x80:
+        cut -= 1  # encoded[cut] continues a character: step back to where it starts
+    return encoded[:cut]
 
 
 def decode_result(reader: Reader) -> TxResult:
@@ -58,6 +79,9 @@ def encode_results(results: list[TxResult] | tuple[TxResult, ...]) -> bytes:
 
 
 def decode_results(data: bytes) -> tuple[TxResult, ...]:
+    """Strict decode of a block's result list (u32 count, then each result)."""
+    if len(data) > RESULTS_BYTES_MAX:
+        raise DecodeError(f"results are {len(data)} bytes, max {RESULTS_BYTES_MAX}")
     reader = Reader(data)
     count = reader.u32("count")
     if count > limits.block_txs_max:

@@ -27,11 +27,14 @@ from protocol.crypto import (
     verify,
 )
 from protocol.encoding import DecodeError, Reader, Writer
+from protocol.tx import chain_id_invalid
 from protocol.validators import ValidatorSet
 
 SEAL_QUORUM = 1
 SEAL_LEADER = 2
 _KINDS = (SEAL_QUORUM, SEAL_LEADER)
+# kind, round, height, block hash, count, then (u16 index, signature) per validator.
+SEAL_BYTES_MAX = 1 + 8 + 8 + HASH_BYTES + 2 + limits.validators_max * (2 + SIGNATURE_BYTES)
 
 
 def commit_vote_payload(*, chain_id: str, view: int, height: int, block_hash: bytes) -> bytes:
@@ -89,6 +92,8 @@ class Seal:
     ) -> str | None:
         """None if this seal proves `block_hash` committed at `height`; else the reason.
         Checks every signature (never stops at the first quorum of claims)."""
+        if (reason := chain_id_invalid(chain_id)) is not None:
+            return reason
         if self.height != height:
             return f"seal is for height {self.height}, not {height}"
         if self.block_hash != block_hash:
@@ -118,6 +123,9 @@ class Seal:
 
 
 def decode_seal(data: bytes) -> Seal:
+    """Strict decode; signatures are checked only by Seal.invalid_for."""
+    if len(data) > SEAL_BYTES_MAX:
+        raise DecodeError(f"seal is {len(data)} bytes, max {SEAL_BYTES_MAX}")
     reader = Reader(data)
     kind = reader.u8("kind")
     if kind not in _KINDS:

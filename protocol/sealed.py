@@ -8,10 +8,8 @@ from dataclasses import dataclass
 from protocol import limits
 from protocol.block import Block, decode_block
 from protocol.encoding import Reader, Writer
-from protocol.seal import Seal, decode_seal
+from protocol.seal import SEAL_BYTES_MAX, Seal, decode_seal
 from protocol.validators import ValidatorSet
-
-_SEAL_BYTES_MAX = 32 + 8 + 8 + 1 + 2 + limits.validators_max * 66
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +37,6 @@ class SealedBlock:
 def decode_sealed_block(data: bytes) -> SealedBlock:
     reader = Reader(data)
     block = decode_block(reader.bytes32("block", max_bytes=limits.block_bytes_max))
-    seal = decode_seal(reader.bytes32("seal", max_bytes=_SEAL_BYTES_MAX))
+    seal = decode_seal(reader.bytes32("seal", max_bytes=SEAL_BYTES_MAX))
     reader.finish("sealed block")
     return SealedBlock(block=block, seal=seal)

@@ -1,0 +1,224 @@
+"""The node's side of p2p: consensus messages, tx gossip and block sync on three channels.
+
+Ingress of a consensus message, in order (STYLE §3.4): the sender must be a genesis
+validator (observers take no part in consensus) → strict decode by the engine's codec →
+`codec.invalid` (stateless checks and every signature) → every tx of any block the message
+carries has a valid signature (cached: a tx gossiped earlier was verified then) → the
+driver's bounded inbox. A failure at any step is the peer's fault: dropped, counted by
+reason, logged at warning. Messages from one peer are processed in arrival order by one
+worker per peer, with a bounded queue, so a slow signature batch from one peer neither
+reorders its messages nor stalls the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from consensus.types import Envelope, Fetched, FetchRequest, MessageCodec, NodeId, Received
+from node.blocksync import BlockSync
+from node.driver import EngineDriver
+from node.mempool import Mempool
+from node.queries import ChainReader
+from p2p.gossip import GossipLimits, TxGossip
+from p2p.manager import P2PNode
+from protocol.block import Block
+from protocol.encoding import DecodeError
+from protocol.limits import tx_bytes_max
+from protocol.sealed import SealedBlock
+from protocol.validators import ValidatorSet
+
+log = logging.getLogger(__name__)
+
+CHANNEL_CONSENSUS = 1
+CHANNEL_TXS = 2
+CHANNEL_SYNC = 3
+
+_PEER_INGRESS_MAX = 1_000  # consensus messages queued per peer before dropping
+_CONSENSUS_MESSAGE_BYTES_MAX = 16 * 1024 * 1024
+
+
+class NodeNetwork:
+    def __init__(
+        self,
+        *,
+        p2p: P2PNode,
+        validators: ValidatorSet,
+        own_key: bytes,
+        codec: MessageCodec | None,
+        driver: EngineDriver,
+        mempool: Mempool,
+        reader: ChainReader,
+        rng: random.Random,
+    ) -> None:
+        self.p2p = p2p
+        self._validators = validators
+        self._own_key = own_key
+        self._codec = codec
+        self._driver = driver
+        self._mempool = mempool
+        self._rng = rng
+        self.rejected: Counter[str] = Counter()
+        self.messages_in: Counter[str] = Counter()
+        self.messages_out: Counter[str] = Counter()
+        self._ingress: dict[bytes, asyncio.Queue[object]] = {}
+        self._workers: dict[bytes, asyncio.Task[None]] = {}
+        if codec is not None:
+            p2p.register_channel(
+                CHANNEL_CONSENSUS,
+                self._on_consensus,
+                send_queue_max=4_096,
+                message_bytes_max=_CONSENSUS_MESSAGE_BYTES_MAX,
+            )
+        self.gossip = TxGossip(
+            p2p,
+            channel_id=CHANNEL_TXS,
+            on_txs=self._on_gossiped_txs,
+            limits=GossipLimits(tx_bytes_max=tx_bytes_max, batch_bytes_max=1024 * 1024),
+        )
+        self.sync = BlockSync(reader=reader, send=self._send_sync, on_blocks=self._on_blocks)
+        p2p.register_channel(
+            CHANNEL_SYNC,
+            self.sync.on_message,
+            send_queue_max=64,
+            message_bytes_max=_CONSENSUS_MESSAGE_BYTES_MAX,
+        )
+
+    async def start(self) -> None:
+        await self.p2p.start()
+        self.gossip.start()
+
+    async def stop(self) -> None:
+        for task in self._workers.values():
+            task.cancel()
+        await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        await self.gossip.stop()
+        await self.p2p.stop()
+
+    # --- consensus out --------------------------------------------------------------------
+
+    def send(self, envelope: Envelope) -> None:
+        assert self._codec is not None
+        payload = self._codec.encode(envelope.message)
+        kind = type(envelope.message).__name__
+        if envelope.to is None:
+            targets = [key for key in self._validators.public_keys if key != self._own_key]
+        else:
+            targets = [self._validators.public_keys[envelope.to]]
+        for key in targets:
+            if self.p2p.send(key, CHANNEL_CONSENSUS, payload):
+                self.messages_out[kind] += 1
+
+    # --- consensus in ---------------------------------------------------------------------
+
+    def _on_consensus(self, peer_key: bytes, payload: bytes) -> None:
+        sender = self._validators.index_of(peer_key)
+        if sender is None:
+            self._reject("not_a_validator", peer_key, "consensus message from a non-validator")
+            return
+        assert self._codec is not None
+        try:
+            message = self._codec.decode(payload)
+        except DecodeError as error:
+            self._reject("decode", peer_key, str(error))
+            return
+        reason = self._codec.invalid(message, NodeId(sender))
+        if reason is not None:
+            self._reject("invalid", peer_key, reason)
+            return
+        self.messages_in[type(message).__name__] += 1
+        blocks = _carried_blocks(self._codec, message)
+        if not blocks and peer_key not in self._workers:
+            self._offer(NodeId(sender), message, peer_key)  # fast path: nothing to verify
+            return
+        queue = self._ingress.get(peer_key)
+        if queue is None:
+            queue = asyncio.Queue(maxsize=_PEER_INGRESS_MAX)
+            self._ingress[peer_key] = queue
+            self._workers[peer_key] = asyncio.create_task(
+                self._ingress_worker(peer_key, NodeId(sender), queue)
+            )
+        try:
+            queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self._reject("ingress_full", peer_key, "per-peer ingress queue full")
+
+    async def _ingress_worker(
+        self, peer_key: bytes, sender: NodeId, queue: asyncio.Queue[object]
+    ) -> None:
+        while True:
+            message = await queue.get()
+            assert self._codec is not None
+            for block in _carried_blocks(self._codec, message):
+                bad = await self._mempool.ensure_verified_async(block.txs)
+                if bad is not None:
+                    self._reject(
+                        "bad_tx_signature",
+                        peer_key,
+                        f"block {block.height} tx {bad} has a bad signature",
+                    )
+                    break
+            else:
+                self._offer(sender, message, peer_key)
+
+    def _offer(self, sender: NodeId, message: object, peer_key: bytes) -> None:
+        if not self._driver.offer_peer(Received(sender, message)):
+            self.rejected["inbox_full"] += 1
+
+    def _reject(self, reason: str, peer_key: bytes, detail: str) -> None:
+        self.rejected[reason] += 1
+        log.warning("rejected message from %s: %s (%s)", peer_key.hex()[:12], reason, detail)
+
+    # --- tx gossip --------------------------------------------------------------------------
+
+    def gossip_tx(self, raw: bytes) -> None:
+        self.gossip.add(raw)
+
+    def _on_gossiped_txs(self, peer_key: bytes, raws: list[bytes]) -> None:
+        asyncio.get_running_loop().create_task(self._admit_gossiped(raws))
+
+    async def _admit_gossiped(self, raws: Sequence[bytes]) -> None:
+        admissions = await self._mempool.add_batch(list(raws))
+        for raw, admission in zip(raws, admissions, strict=True):
+            if admission.added:
+                self.gossip.add(raw)
+
+    # --- block sync -------------------------------------------------------------------------
+
+    def fetch(self, request: FetchRequest) -> None:
+        peer_key = self._pick_peer(request.peer)
+        if peer_key is None:
+            return
+        self.sync.fetch(peer_key, request.from_height, request.to_height)
+
+    def _pick_peer(self, hint: NodeId | None) -> bytes | None:
+        connected = set(self.p2p.connected_keys())
+        if hint is not None and 0 <= hint < self._validators.size:
+            key = self._validators.public_keys[hint]
+            if key in connected and key != self._own_key:
+                return key
+        candidates = sorted(
+            key for key in self._validators.public_keys if key in connected and key != self._own_key
+        )
+        return self._rng.choice(candidates) if candidates else None
+
+    def _send_sync(self, peer_key: bytes, payload: bytes) -> bool:
+        return self.p2p.send(peer_key, CHANNEL_SYNC, payload)
+
+    def _on_blocks(self, peer_key: bytes, blocks: list[SealedBlock]) -> None:
+        sender = self._validators.index_of(peer_key)
+        if sender is None:
+            self._reject("not_a_validator", peer_key, "blocks from a non-validator")
+            return
+        self._driver.post_control(Fetched(NodeId(sender), tuple(blocks)))
+
+
+def _carried_blocks(codec: MessageCodec, message: object) -> tuple[Block, ...]:
+    """Blocks inside a consensus message (PBFT PRE-PREPARE, NEW-VIEW, …), whose txs need
+    signature checks before the engine sees them. Engines that carry blocks say so through
+    an optional `carried_blocks(message)` on their codec."""
+    carried: Callable[[object], tuple[Block, ...]] | None = getattr(codec, "carried_blocks", None)
+    return () if carried is None else carried(message)
