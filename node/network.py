@@ -21,8 +21,10 @@ from collections.abc import Callable, Sequence
 from consensus.types import Envelope, Fetched, FetchRequest, MessageCodec, NodeId, Received
 from node.blocksync import BlockSync
 from node.driver import EngineDriver
+from node.genesis import Genesis
 from node.mempool import Mempool
 from node.queries import ChainReader
+from p2p.config import FRAME_OVERHEAD_BYTES
 from p2p.gossip import GossipLimits, TxGossip
 from p2p.manager import P2PNode
 from protocol.block import Block
@@ -38,7 +40,6 @@ CHANNEL_TXS = 2
 CHANNEL_SYNC = 3
 
 _PEER_INGRESS_MAX = 1_000  # consensus messages queued per peer before dropping
-_CONSENSUS_MESSAGE_BYTES_MAX = 16 * 1024 * 1024
 
 
 class NodeNetwork:
@@ -66,12 +67,13 @@ class NodeNetwork:
         self.messages_out: Counter[str] = Counter()
         self._ingress: dict[bytes, asyncio.Queue[object]] = {}
         self._workers: dict[bytes, asyncio.Task[None]] = {}
+        message_bytes_max = p2p.config.limits.frame_bytes_max - FRAME_OVERHEAD_BYTES
         if codec is not None:
             p2p.register_channel(
                 CHANNEL_CONSENSUS,
                 self._on_consensus,
                 send_queue_max=4_096,
-                message_bytes_max=_CONSENSUS_MESSAGE_BYTES_MAX,
+                message_bytes_max=message_bytes_max,
             )
         self.gossip = TxGossip(
             p2p,
@@ -84,7 +86,7 @@ class NodeNetwork:
             CHANNEL_SYNC,
             self.sync.on_message,
             send_queue_max=64,
-            message_bytes_max=_CONSENSUS_MESSAGE_BYTES_MAX,
+            message_bytes_max=message_bytes_max,
         )
 
     async def start(self) -> None:
@@ -222,3 +224,32 @@ def _carried_blocks(codec: MessageCodec, message: object) -> tuple[Block, ...]:
     an optional `carried_blocks(message)` on their codec."""
     carried: Callable[[object], tuple[Block, ...]] | None = getattr(codec, "carried_blocks", None)
     return () if carried is None else carried(message)
+
+
+def net_info_document(network: NodeNetwork, genesis: Genesis) -> dict[str, object]:
+    """CometBFT's net_info shape, plus per-peer traffic and this node's rejection counts."""
+    names = {validator.public_key: validator.name for validator in genesis.validators}
+    peers = [
+        {
+            "node_id": info.public_key.hex(),
+            "moniker": names.get(info.public_key, "observer"),
+            "is_validator": info.public_key in names,
+            "remote_addr": info.address,
+            "is_outbound": info.direction == "outbound",
+            "connected_since": info.connected_since,
+            "bytes_sent": info.bytes_out,
+            "bytes_received": info.bytes_in,
+            "messages_sent": info.messages_out,
+            "messages_received": info.messages_in,
+        }
+        for info in network.p2p.peers()
+    ]
+    return {
+        "listening": True,
+        "listen_port": network.p2p.listen_port,
+        "n_peers": len(peers),
+        "peers": peers,
+        "rejected": dict(network.rejected),
+        "messages_in": dict(network.messages_in),
+        "messages_out": dict(network.messages_out),
+    }

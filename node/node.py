@@ -12,14 +12,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import random
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import nacl.signing
 from prometheus_client import CollectorRegistry
 
-from consensus.types import BlockExecuted, EngineStatus, Envelope, FetchRequest, Propose
+from consensus.types import (
+    BlockExecuted,
+    EngineStatus,
+    Envelope,
+    FetchRequest,
+    MessageCodec,
+    Propose,
+)
 from node import limits
 from node.api import CommittedTx, SubmitResult, TxProof
 from node.commits import CommitPipeline
@@ -32,6 +42,7 @@ from node.genesis import Genesis, load_genesis
 from node.keys import load_key_file
 from node.mempool import Mempool, MempoolLimits
 from node.metrics import MetricsServer, NodeMetrics
+from node.network import NodeNetwork, net_info_document
 from node.notices import new_block_event, tx_event
 from node.producer import BlockProducer, ProducerConfig
 from node.queries import ChainReader
@@ -39,7 +50,9 @@ from node.rpc.config import RpcConfig
 from node.rpc.server import RpcServer
 from node.status import status_document
 from node.waiters import CommitWaiters
-from protocol.crypto import SigningKey
+from p2p.config import P2PConfig, P2PLimits, PeerAddress
+from p2p.manager import P2PNode
+from protocol.crypto import SigningKey, parse_hex
 from protocol.results import TxResult
 from protocol.sealed import SealedBlock
 from protocol.tx import Tx
@@ -84,7 +97,14 @@ class Node:
             admit=self._admit,
             on_reject=self.metrics.mempool_rejected,
         )
-        built = build_engine(genesis, key=key, store=store)
+        self._rng = random.Random(int.from_bytes(os.urandom(8), "big"))
+        built = build_engine(
+            genesis,
+            key=key,
+            store=store,
+            view_change_timeout_ticks=config.consensus.view_change_timeout_ticks,
+            rng=self._rng,
+        )
         self.codec = built.codec
         self.executor = BlockExecutor(
             store=store,
@@ -117,7 +137,11 @@ class Node:
             tick_ms=config.consensus.tick_ms,
             peer_inbox_max=limits.consensus_inbox_max,
         )
-        self.bus = EventBus(subscriptions_max=config.rpc.max_subscription_clients * 5)
+        self.network = self._build_network(built.codec)
+        self.bus = EventBus(
+            subscriptions_max=config.rpc.max_subscription_clients * 5,
+            on_drop=lambda _subscription: self.metrics.events_dropped_total.inc(),
+        )
         self.waiters = CommitWaiters(waiters_max=limits.commit_waiters_max)
         self._proposed: dict[int, tuple[float, tuple[bytes, ...]]] = {}  # height -> (t, txs)
         self._last_commit_monotonic: float | None = None
@@ -182,6 +206,8 @@ class Node:
         ]
         for task in self._tasks:
             task.add_done_callback(self._task_ended)
+        if self.network is not None:
+            await self.network.start()
         await self.rpc.start()
         if self.config.metrics.enabled:
             host, port = _split(self.config.metrics.listen_address)
@@ -216,6 +242,8 @@ class Node:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.network is not None:
+            await self.network.stop()
         if self.rpc is not None:
             await self.rpc.stop()
         if self.metrics_server is not None:
@@ -229,11 +257,68 @@ class Node:
     def _admit(self, tx: Tx, next_height: int) -> TxResult:
         return self.app.check_tx(tx, self._state, next_height=next_height)
 
+    def _build_network(self, codec: MessageCodec | None) -> NodeNetwork | None:
+        genesis = self.chain_genesis
+        validators = genesis.validator_set()
+        is_validator = validators.index_of(self.key.public_key) is not None
+        if genesis.consensus.kind == "solo" and is_validator:
+            return None  # a chain of one has no peers
+        p2p_config = self.config.p2p
+        observers = {
+            parse_hex(key, size=32, field="p2p.allowed_peer_keys")
+            for key in p2p_config.allowed_peer_keys
+        }
+        peers = []
+        for validator in genesis.validators:
+            if validator.public_key == self.key.public_key:
+                continue
+            host, port = _split(validator.p2p_address)
+            peers.append(PeerAddress(validator.public_key, host, port))
+        for entry in p2p_config.persistent_peers:
+            key_hex, _, address = entry.partition("@")
+            host, port = _split(address)
+            key = parse_hex(key_hex, size=32, field="p2p.persistent_peers")
+            observers.add(key)
+            peers.append(PeerAddress(key, host, port))
+        listen_host, listen_port = _split(p2p_config.listen_address)
+        p2p = P2PNode(
+            P2PConfig(
+                chain_id=genesis.chain_id,
+                signing_key=nacl.signing.SigningKey(self.key.seed),
+                allowed_keys=frozenset(validators.public_keys) | frozenset(observers),
+                listen_host=listen_host,
+                listen_port=listen_port,
+                persistent_peers=tuple(peers),
+                limits=P2PLimits(
+                    frame_bytes_max=p2p_config.frame_bytes_max,
+                    handshake_timeout_s=p2p_config.handshake_timeout_s,
+                    dial_timeout_s=p2p_config.dial_timeout_s,
+                    backoff_base_s=p2p_config.backoff_min_s,
+                    backoff_max_s=p2p_config.backoff_max_s,
+                    inbound_peers_max=p2p_config.max_peers,
+                ),
+                rng=self._rng,
+            )
+        )
+        return NodeNetwork(
+            p2p=p2p,
+            validators=validators,
+            own_key=self.key.public_key,
+            codec=codec,
+            driver=self.driver,
+            mempool=self.mempool,
+            reader=self.reader,
+            rng=self._rng,
+        )
+
     def _send(self, envelope: Envelope) -> None:
-        raise AssertionError("a single-validator engine has no peers to send to")
+        assert self.network is not None, "an engine without peers tried to send"
+        self.network.send(envelope)
+        self.metrics.consensus_message(type(envelope.message).__name__, direction="out")
 
     def _fetch(self, request: FetchRequest) -> None:
-        raise AssertionError("a single-validator engine never fetches")
+        if self.network is not None:
+            self.network.fetch(request)
 
     def _after_step(self, status: EngineStatus) -> None:
         self.metrics.consensus_view.set(status.round)
@@ -326,7 +411,9 @@ class Node:
         ]
 
     def net_info(self) -> dict[str, Any]:
-        return {"listening": False, "n_peers": 0, "peers": []}
+        if self.network is None:
+            return {"listening": False, "n_peers": 0, "peers": []}
+        return net_info_document(self.network, self.chain_genesis)
 
     def health(self) -> dict[str, Any]:
         if self.failure is not None:
@@ -337,12 +424,18 @@ class Node:
 
     async def submit_tx(self, raw: bytes) -> SubmitResult:
         admission = self.mempool.add(raw)
+        if admission.added and self.network is not None:
+            self.network.gossip_tx(raw)
         self.metrics.mempool_received_total.inc()
         self.metrics.mempool_size.set(self.mempool.pending_count())
         return admission.result
 
     async def submit_txs(self, raws: list[bytes]) -> list[SubmitResult]:
         admissions = await self.mempool.add_batch(raws)
+        if self.network is not None:
+            for raw, admission in zip(raws, admissions, strict=True):
+                if admission.added:
+                    self.network.gossip_tx(raw)
         self.metrics.mempool_received_total.inc(len(raws))
         self.metrics.mempool_size.set(self.mempool.pending_count())
         return [admission.result for admission in admissions]

@@ -28,6 +28,7 @@ def open_leveldb(path: Path) -> Any:
     """A plyvel.DB with paranoid checks; StorageError/CorruptionError instead of plyvel's."""
     if path.exists() and not path.is_dir():
         raise StorageError(f"chain store path {path} exists and is not a directory")
+    path.parent.mkdir(parents=True, exist_ok=True)  # a fresh home has no data/ yet
     has_current = (path / "CURRENT").is_file()
     if path.is_dir() and not has_current and any(path.iterdir()):
         # LevelDB would happily create a fresh database over the leftovers and replay stray
