@@ -268,18 +268,20 @@ class Node:
             parse_hex(key, size=32, field="p2p.allowed_peer_keys")
             for key in p2p_config.allowed_peer_keys
         }
-        peers = []
+        # Genesis validators first; a config entry for the same key overrides its address
+        # (one dial loop per peer, never two).
+        peers: dict[bytes, PeerAddress] = {}
         for validator in genesis.validators:
-            if validator.public_key == self.key.public_key:
-                continue
             host, port = _split(validator.p2p_address)
-            peers.append(PeerAddress(validator.public_key, host, port))
+            peers[validator.public_key] = PeerAddress(validator.public_key, host, port)
         for entry in p2p_config.persistent_peers:
             key_hex, _, address = entry.partition("@")
             host, port = _split(address)
             key = parse_hex(key_hex, size=32, field="p2p.persistent_peers")
-            observers.add(key)
-            peers.append(PeerAddress(key, host, port))
+            if validators.index_of(key) is None:
+                observers.add(key)
+            peers[key] = PeerAddress(key, host, port)
+        peers.pop(self.key.public_key, None)
         listen_host, listen_port = _split(p2p_config.listen_address)
         p2p = P2PNode(
             P2PConfig(
@@ -288,7 +290,7 @@ class Node:
                 allowed_keys=frozenset(validators.public_keys) | frozenset(observers),
                 listen_host=listen_host,
                 listen_port=listen_port,
-                persistent_peers=tuple(peers),
+                persistent_peers=tuple(peers[key] for key in sorted(peers)),
                 limits=P2PLimits(
                     frame_bytes_max=p2p_config.frame_bytes_max,
                     handshake_timeout_s=p2p_config.handshake_timeout_s,

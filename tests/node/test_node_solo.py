@@ -36,8 +36,9 @@ def _setup(tmp_path: Path) -> tuple[Config, Genesis, SigningKey, SigningKey]:
                 rpc_address="127.0.0.1:2",
             ),
         ),
-        agencies=(GenesisAgency(name="seoul-city", public_key=agency.public_key,
-                                roles=("notary",)),),
+        agencies=(
+            GenesisAgency(name="seoul-city", public_key=agency.public_key, roles=("notary",)),
+        ),
     )
     config = Config(home=tmp_path)
     config.rpc.listen_address = "127.0.0.1:0"

@@ -1,0 +1,533 @@
+"""The mempool: txs admitted but not yet committed, bounded, deduplicated, fair.
+
+Admission runs the cheap checks first and the expensive one last, so a flood costs little:
+    size -> decode -> chain id -> expiry vs next height -> duplicate hash -> duplicate
+    (signer, nonce) -> pool full / signer quota -> signature -> app check against committed
+    state (`admit`, the application's check_tx).
+A signature is verified once per node, ever: the hashes of verified txs live in a bounded
+LRU (`VerifiedCache`), which block validation consults too (`ensure_verified`), so a tx that
+came through this pool costs no second verify when its block arrives.
+
+State of a tx in the pool: *pending* (may be reaped) or *in flight* (in a block proposed but
+not yet committed; not reaped again). `reap` moves txs to in flight, `return_txs` moves them
+back if the proposal is abandoned, `remove_committed` drops them (and any other tx with the
+same (signer, nonce), which can never execute now) and then evicts expired txs.
+
+Fairness: `reap` serves signers round-robin, each signer's txs in arrival order, and rotates
+the starting signer between reaps, so one busy agency cannot starve the others; a per-signer
+cap bounds what one signer may hold at all (RELIABILITY.md R4).
+
+Invariant (CVE-2023-34451 was a list/map disagreement): every index agrees with `_entries`;
+`check_invariants` asserts it and the tests call it after every operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from node import limits
+from node.api import SubmitResult
+from protocol.crypto import sha256
+from protocol.encoding import DecodeError
+from protocol.results import TxResult
+from protocol.tx import Tx, decode_tx
+
+log = logging.getLogger(__name__)
+
+CODESPACE = "mempool"
+# Result codes in codespace "mempool" (docs/CONFIG.md §mempool). 0 is admitted.
+REASON_CODES: dict[str, int] = {
+    "decode": 1,
+    "too_large": 2,
+    "wrong_chain": 3,
+    "expired": 4,
+    "duplicate": 0,  # already pending: the client's goal is met, so not an error
+    "duplicate_nonce": 6,
+    "bad_signature": 7,
+    "full": 8,
+    "signer_quota": 9,
+}
+APP_CODESPACE = "app"
+
+# admit(tx, next_height): the application's check_tx against committed state.
+Admit = Callable[[Tx, int], TxResult]
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What happened to one submitted tx. `added` is True only for a tx new to the pool,
+    which is what the node gossips; `reason` is the rejection counter label or ""."""
+
+    result: SubmitResult
+    reason: str = ""
+    added: bool = False
+    tx: Tx | None = None
+
+
+@dataclass(slots=True)
+class _Entry:
+    tx: Tx
+    raw: bytes
+    tx_hash: bytes
+    seq: int  # arrival order, for returning in-flight txs to their place
+    in_flight: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+
+class VerifiedCache:
+    """Bounded LRU of tx hashes whose signature this node has verified."""
+
+    def __init__(self, capacity: int) -> None:
+        assert capacity >= 1
+        self._capacity = capacity
+        self._hashes: OrderedDict[bytes, None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def __contains__(self, tx_hash: object) -> bool:
+        return tx_hash in self._hashes
+
+    def touch(self, tx_hash: bytes) -> bool:
+        if tx_hash in self._hashes:
+            self._hashes.move_to_end(tx_hash)
+            return True
+        return False
+
+    def add(self, tx_hash: bytes) -> None:
+        self._hashes[tx_hash] = None
+        self._hashes.move_to_end(tx_hash)
+        while len(self._hashes) > self._capacity:
+            self._hashes.popitem(last=False)
+
+
+@dataclass(slots=True, kw_only=True)
+class MempoolLimits:
+    max_txs: int = limits.mempool_txs_default
+    max_bytes: int = limits.mempool_bytes_default
+    max_tx_bytes: int = limits.mempool_tx_bytes_default
+    max_txs_per_signer: int = limits.mempool_txs_per_signer_default
+    verified_cache_size: int = limits.verified_cache_size_default
+
+
+@dataclass(slots=True)
+class _Counters:
+    rejected: dict[str, int] = field(default_factory=dict)
+    verifications: int = 0  # signature checks actually run (cache misses)
+    added: int = 0
+    evicted_expired: int = 0
+
+
+def _accept_all(tx: Tx, next_height: int) -> TxResult:
+    return TxResult(code=0)
+
+
+class Mempool:
+    """Not thread-safe: every method runs on the node's event loop. Only signature checks
+    of a batch leave it, and they touch no pool state."""
+
+    def __init__(
+        self,
+        *,
+        chain_id: str,
+        next_height: int,
+        pool_limits: MempoolLimits | None = None,
+        admit: Admit = _accept_all,
+        on_reject: Callable[[str], None] | None = None,
+    ) -> None:
+        self.chain_id = chain_id
+        self.next_height = next_height
+        self.limits = pool_limits or MempoolLimits()
+        self._admit = admit
+        self._on_reject = on_reject
+        self.verified = VerifiedCache(self.limits.verified_cache_size)
+        self.counters = _Counters()
+        self._entries: dict[bytes, _Entry] = {}
+        self._by_replay: dict[bytes, bytes] = {}  # replay key -> tx hash
+        self._per_signer_count: dict[bytes, int] = {}
+        # Pending (reapable) txs: signer -> {tx hash: None} in arrival order; the dict order
+        # of `_queues` is the round-robin order of signers.
+        self._queues: OrderedDict[bytes, dict[bytes, None]] = OrderedDict()
+        self._expiry_heap: list[tuple[int, int, bytes]] = []  # (expiry, seq, hash), lazy
+        self._bytes = 0
+        self._pending = 0
+        self._seq = 0
+        self._executor: ThreadPoolExecutor | None = None
+
+    # --- queries -------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, tx_hash: object) -> bool:
+        return tx_hash in self._entries
+
+    def size_bytes(self) -> int:
+        """Encoded bytes of every tx held, in flight included (what the byte bound counts)."""
+        return self._bytes
+
+    def pending_count(self) -> int:
+        """Txs that a block could take now (held minus in flight)."""
+        return self._pending
+
+    def rejected_counts(self) -> dict[str, int]:
+        return dict(self.counters.rejected)
+
+    def pending_txs(self, limit: int) -> list[Tx]:
+        """Up to `limit` txs in arrival order (RPC unconfirmed_txs)."""
+        oldest = heapq.nsmallest(max(0, limit), self._entries.values(), key=lambda e: e.seq)
+        return [entry.tx for entry in oldest]
+
+    # --- admission -----------------------------------------------------------------------
+
+    def add(self, raw: bytes) -> Admission:
+        """Admit one tx synchronously (verifying its signature on the calling thread)."""
+        checked = self._precheck(raw)
+        if isinstance(checked, Admission):
+            return checked
+        tx, tx_hash = checked
+        if not self.verified.touch(tx_hash):
+            self.counters.verifications += 1
+            if not tx.verify_signature():
+                return self._reject(tx_hash, "bad_signature", "signature does not verify")
+            self.verified.add(tx_hash)
+        return self._finish(tx, raw, tx_hash)
+
+    async def add_batch(self, raws: Sequence[bytes]) -> list[Admission]:
+        """Admit many txs, verifying signatures off the event loop in chunks. Results are in
+        the order of `raws`; within the batch, earlier txs win duplicate and quota checks.
+        Large inputs are taken `add_batch_txs_max` at a time, bounding the work per step."""
+        step = limits.add_batch_txs_max
+        admissions: list[Admission] = []
+        for start in range(0, len(raws), step):
+            admissions.extend(await self._add_slice(raws[start : start + step]))
+        return admissions
+
+    async def _add_slice(self, raws: Sequence[bytes]) -> list[Admission]:
+        assert len(raws) <= limits.add_batch_txs_max
+        results: list[Admission | None] = [None] * len(raws)
+        candidates: list[tuple[int, bytes, bool]] = []  # (index, hash, needs a verify)
+        fresh: list[Tx] = []
+        seen: set[bytes] = set()
+        good: set[bytes] = set()  # hashes known to carry a valid signature
+        for index, raw in enumerate(raws):
+            checked = self._precheck(raw)
+            if isinstance(checked, Admission):
+                results[index] = checked
+                continue
+            tx, tx_hash = checked
+            if self.verified.touch(tx_hash):
+                good.add(tx_hash)
+            # A repeat within the batch, or a tx verified earlier, needs no verify of its own.
+            needs_verify = tx_hash not in seen and tx_hash not in good
+            seen.add(tx_hash)
+            candidates.append((index, tx_hash, needs_verify))
+            if needs_verify:
+                fresh.append(tx)
+        verdicts = iter(await self._verify_many(fresh))
+        for index, tx_hash, needs_verify in candidates:
+            if needs_verify and next(verdicts):
+                self.verified.add(tx_hash)
+                good.add(tx_hash)
+            if tx_hash not in good:
+                results[index] = self._reject(tx_hash, "bad_signature", "bad signature")
+                continue
+            # The pool may have changed while we awaited: run the cheap checks again.
+            again = self._precheck(raws[index])
+            if isinstance(again, Admission):
+                results[index] = again
+            else:
+                results[index] = self._finish(again[0], raws[index], again[1])
+        final = [result for result in results if result is not None]
+        assert len(final) == len(raws), "every tx gets exactly one admission"
+        return final
+
+    async def _verify_many(self, txs: list[Tx]) -> list[bool]:
+        self.counters.verifications += len(txs)
+        if len(txs) <= limits.verify_inline_txs_max:
+            return [tx.verify_signature() for tx in txs]
+        loop = asyncio.get_running_loop()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=limits.verify_workers_count, thread_name_prefix="verify"
+            )
+        step = limits.verify_chunk_txs
+        chunks = [txs[start : start + step] for start in range(0, len(txs), step)]
+        futures = [loop.run_in_executor(self._executor, _verify_chunk, chunk) for chunk in chunks]
+        verdicts: list[bool] = []
+        for chunk_verdicts in await asyncio.gather(*futures):
+            verdicts.extend(chunk_verdicts)
+        assert len(verdicts) == len(txs)
+        return verdicts
+
+    def _precheck(self, raw: bytes) -> Admission | tuple[Tx, bytes]:
+        """Every check cheaper than a signature; the decoded tx and its hash if all pass."""
+        # The hash is computed first so that every answer names the tx it is about; the
+        # RPC body limit bounds the cost for oversized input.
+        tx_hash = sha256(raw)  # decode is strict, so for a valid tx this is its hash
+        if len(raw) > self.limits.max_tx_bytes:
+            return self._reject(tx_hash, "too_large", f"tx is {len(raw)} bytes")
+        try:
+            tx = decode_tx(raw)
+        except DecodeError as error:
+            return self._reject(tx_hash, "decode", str(error))
+        if tx.chain_id != self.chain_id:
+            return self._reject(tx_hash, "wrong_chain", f"tx is for chain {tx.chain_id!r}")
+        if tx.expiry_height < self.next_height:
+            return self._reject(
+                tx_hash, "expired", f"expired at {tx.expiry_height}, next {self.next_height}"
+            )
+        if tx_hash in self._entries:
+            return self._reject(tx_hash, "duplicate", "already in the mempool")
+        if tx.replay_key in self._by_replay:
+            return self._reject(tx_hash, "duplicate_nonce", "same signer and nonce pending")
+        if len(self._entries) >= self.limits.max_txs or (
+            self._bytes + len(raw) > self.limits.max_bytes
+        ):
+            return self._reject(tx_hash, "full", "mempool full, retry later")
+        if self._per_signer_count.get(tx.signer, 0) >= self.limits.max_txs_per_signer:
+            return self._reject(tx_hash, "signer_quota", "too many pending txs from this signer")
+        return tx, tx_hash
+
+    def _finish(self, tx: Tx, raw: bytes, tx_hash: bytes) -> Admission:
+        """Signature known good: ask the application, then insert."""
+        assert sha256(raw) == tx_hash, "a tx is indexed by the hash of its own bytes"
+        verdict = self._admit(tx, self.next_height)
+        if not verdict.ok:
+            reason = f"app_{verdict.code}"
+            self._count(reason)
+            result = SubmitResult(
+                tx_hash=tx_hash, code=verdict.code, log=verdict.log, codespace=APP_CODESPACE
+            )
+            return Admission(result=result, reason=reason)
+        self._insert(tx, raw, tx_hash)
+        result = SubmitResult(tx_hash=tx_hash, code=0, codespace=CODESPACE)
+        return Admission(result=result, added=True, tx=tx)
+
+    def _reject(self, tx_hash: bytes, reason: str, message: str) -> Admission:
+        self._count(reason)
+        code = REASON_CODES[reason]
+        result = SubmitResult(tx_hash=tx_hash, code=code, log=message, codespace=CODESPACE)
+        return Admission(result=result, reason=reason)
+
+    def _count(self, reason: str) -> None:
+        self.counters.rejected[reason] = self.counters.rejected.get(reason, 0) + 1
+        if self._on_reject is not None:
+            self._on_reject(reason)
+
+    # --- pool structure ------------------------------------------------------------------
+
+    def _insert(self, tx: Tx, raw: bytes, tx_hash: bytes) -> None:
+        self._seq += 1
+        entry = _Entry(tx=tx, raw=raw, tx_hash=tx_hash, seq=self._seq)
+        self._entries[tx_hash] = entry
+        self._by_replay[tx.replay_key] = tx_hash
+        self._per_signer_count[tx.signer] = self._per_signer_count.get(tx.signer, 0) + 1
+        self._queues.setdefault(tx.signer, {})[tx_hash] = None
+        self._pending += 1
+        heapq.heappush(self._expiry_heap, (tx.expiry_height, entry.seq, tx_hash))
+        self._bytes += entry.size
+        self.counters.added += 1
+
+    def _drop(self, tx_hash: bytes) -> _Entry | None:
+        entry = self._entries.pop(tx_hash, None)
+        if entry is None:
+            return None
+        signer = entry.tx.signer
+        del self._by_replay[entry.tx.replay_key]
+        remaining = self._per_signer_count[signer] - 1
+        if remaining:
+            self._per_signer_count[signer] = remaining
+        else:
+            del self._per_signer_count[signer]
+        if not entry.in_flight:
+            queue = self._queues[signer]
+            del queue[tx_hash]
+            if not queue:
+                del self._queues[signer]
+            self._pending -= 1
+        self._bytes -= entry.size
+        return entry
+
+    # --- block building and commit --------------------------------------------------------
+
+    def reap(self, *, max_txs: int, max_bytes: int, height: int | None = None) -> list[Tx]:
+        """Up to `max_txs` pending txs totalling at most `max_bytes`, round-robin over
+        signers; they become in flight until committed or returned. With `height` (the
+        block's), txs expired at that height are evicted instead of chosen."""
+        chosen: list[Tx] = []
+        total = 0
+        blocked: set[bytes] = set()  # signers whose next tx does not fit this block
+        while len(chosen) < max_txs:
+            served = False
+            for signer in [s for s in self._queues if s not in blocked]:
+                if len(chosen) >= max_txs:
+                    break
+                entry = self._head_of(signer, height)
+                if entry is None:
+                    continue
+                if total + entry.size > max_bytes:
+                    blocked.add(signer)
+                    continue
+                self._take_in_flight(entry)
+                chosen.append(entry.tx)
+                total += entry.size
+                served = True
+            if not served:
+                break
+        return chosen
+
+    def _head_of(self, signer: bytes, height: int | None) -> _Entry | None:
+        """The signer's oldest pending tx that is still valid at `height` (older expired
+        ones are evicted on the way), or None if the signer has none left."""
+        while (queue := self._queues.get(signer)) is not None:
+            entry = self._entries[next(iter(queue))]
+            if height is None or entry.tx.expiry_height >= height:
+                return entry
+            self._drop(entry.tx_hash)
+            self.counters.evicted_expired += 1
+        return None
+
+    def _take_in_flight(self, entry: _Entry) -> None:
+        signer = entry.tx.signer
+        queue = self._queues[signer]
+        del queue[entry.tx_hash]
+        if queue:
+            self._queues.move_to_end(signer)
+        else:
+            del self._queues[signer]
+        entry.in_flight = True
+        self._pending -= 1
+
+    def return_txs(self, tx_hashes: Iterable[bytes]) -> int:
+        """Put in-flight txs back (their proposal was abandoned), in arrival order. Txs
+        already committed or expired are simply gone; returns how many came back."""
+        returned = 0
+        touched: set[bytes] = set()
+        for tx_hash in tx_hashes:
+            entry = self._entries.get(tx_hash)
+            if entry is None or not entry.in_flight:
+                continue
+            entry.in_flight = False
+            self._pending += 1
+            self._queues.setdefault(entry.tx.signer, {})[tx_hash] = None
+            touched.add(entry.tx.signer)
+            returned += 1
+        for signer in touched:
+            queue = self._queues[signer]
+            ordered = sorted(queue, key=lambda h: self._entries[h].seq)
+            self._queues[signer] = dict.fromkeys(ordered)
+        return returned
+
+    def remove_committed(self, txs: Iterable[Tx], *, committed_height: int) -> int:
+        """Drop the txs of a committed block (by hash and by (signer, nonce)), advance the
+        next height and evict txs that expired. Returns how many txs left the pool."""
+        removed = 0
+        for tx in txs:
+            tx_hash = tx.hash()
+            if self._drop(tx_hash) is not None:
+                removed += 1
+            other = self._by_replay.get(tx.replay_key)
+            if other is not None and self._drop(other) is not None:
+                removed += 1
+        self.next_height = max(self.next_height, committed_height + 1)
+        return removed + self.evict_expired()
+
+    def evict_expired(self) -> int:
+        """Drop pending txs whose expiry height is below the next height. In-flight txs stay
+        (their block decides); they are evicted after being returned."""
+        evicted = 0
+        heap = self._expiry_heap
+        keep: list[tuple[int, int, bytes]] = []
+        while heap and heap[0][0] < self.next_height:
+            item = heapq.heappop(heap)
+            entry = self._entries.get(item[2])
+            if entry is None or entry.seq != item[1]:
+                continue  # stale heap item: the tx already left
+            if entry.in_flight:
+                keep.append(item)
+                continue
+            self._drop(item[2])
+            evicted += 1
+        for item in keep:
+            heapq.heappush(heap, item)
+        if len(heap) > 2 * len(self._entries) + 1024:
+            self._rebuild_heap()
+        self.counters.evicted_expired += evicted
+        return evicted
+
+    def _rebuild_heap(self) -> None:
+        self._expiry_heap = [(e.tx.expiry_height, e.seq, h) for h, e in self._entries.items()]
+        heapq.heapify(self._expiry_heap)
+
+    # --- block validation ----------------------------------------------------------------
+
+    def ensure_verified(
+        self, txs: Sequence[Tx], tx_hashes: Sequence[bytes] | None = None
+    ) -> int | None:
+        """Index of the first tx whose signature fails, or None if all verify. Txs already in
+        the verified cache cost nothing; the rest are verified now and remembered. Pass
+        `tx_hashes` (e.g. `block.tx_hashes()`) to save re-encoding each tx."""
+        hashes = _hashes_of(txs, tx_hashes)
+        for index, tx in enumerate(txs):
+            if self.verified.touch(hashes[index]):
+                continue
+            self.counters.verifications += 1
+            if not tx.verify_signature():
+                return index
+            self.verified.add(hashes[index])
+        return None
+
+    async def ensure_verified_async(
+        self, txs: Sequence[Tx], tx_hashes: Sequence[bytes] | None = None
+    ) -> int | None:
+        """As `ensure_verified`, with cache misses verified off the event loop."""
+        hashes = _hashes_of(txs, tx_hashes)
+        missing = [i for i, tx_hash in enumerate(hashes) if not self.verified.touch(tx_hash)]
+        verdicts = await self._verify_many([txs[i] for i in missing])
+        for index, good in zip(missing, verdicts, strict=True):
+            if not good:
+                return index
+            self.verified.add(hashes[index])
+        return None
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def check_invariants(self) -> None:
+        """The indexes agree with the entries (cheap enough for tests, O(pool))."""
+        assert len(self._by_replay) == len(self._entries)
+        assert sum(entry.size for entry in self._entries.values()) == self._bytes
+        assert sum(self._per_signer_count.values()) == len(self._entries)
+        queued = {h for queue in self._queues.values() for h in queue}
+        pending = {h for h, entry in self._entries.items() if not entry.in_flight}
+        assert queued == pending, "pending queues disagree with entries"
+        assert self._pending == len(pending)
+        assert all(queue for queue in self._queues.values()), "empty signer queue kept"
+        for tx_hash, entry in self._entries.items():
+            assert self._by_replay[entry.tx.replay_key] == tx_hash
+        assert len(self._entries) <= self.limits.max_txs
+        assert self._bytes <= self.limits.max_bytes
+
+
+def _hashes_of(txs: Sequence[Tx], tx_hashes: Sequence[bytes] | None) -> Sequence[bytes]:
+    if tx_hashes is None:
+        return [tx.hash() for tx in txs]
+    assert len(tx_hashes) == len(txs), "one hash per tx"
+    return tx_hashes
+
+
+def _verify_chunk(txs: list[Tx]) -> list[bool]:
+    """Runs in a worker thread; libsodium releases the GIL during each verify."""
+    return [tx.verify_signature() for tx in txs]
