@@ -35,7 +35,7 @@ from node.api import CommittedTx, SubmitResult, TxProof
 from node.commits import CommitPipeline
 from node.config import Config, load_config
 from node.driver import EngineDriver
-from node.engines import build_engine
+from node.engines import EngineSetupError, build_engine
 from node.events import EventBus
 from node.executor import BlockExecutor, ExecutedBlock, StoreStateView
 from node.genesis import Genesis, load_genesis
@@ -165,7 +165,7 @@ class Node:
                 state_writes=self.app.genesis_writes(),
             )
         elif stored != genesis_hash:
-            raise RuntimeError(
+            raise EngineSetupError(
                 "the store was created for another genesis "
                 f"(store {stored.hex()[:16]}…, genesis.json {genesis_hash.hex()[:16]}…)"
             )

@@ -11,7 +11,7 @@ most once, ever, whatever the bytes around it, so re-encoding or re-signing cann
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from protocol import limits
 from protocol.crypto import (
@@ -54,6 +54,11 @@ class Tx:
     kind: str  # service tx kind, e.g. "notary.anchor"
     body: bytes  # service payload (msgpack, see docs/SERVICES.md)
     signature: bytes
+    # Memoised canonical bytes and hash: a tx is hashed by the mempool, the block builder,
+    # the executor and the services, and re-encoding it each time cost more than the rest
+    # of its bookkeeping. Derived data only: never compared, never shown.
+    _encoded: bytes | None = field(default=None, init=False, compare=False, repr=False)
+    _hash: bytes | None = field(default=None, init=False, compare=False, repr=False)
 
     def invalid(self) -> str | None:
         """Stateless checks, cheap; the signature is checked separately (verify_signature)."""
@@ -75,10 +80,18 @@ class Tx:
         return _encode_unsigned(self)
 
     def encode(self) -> bytes:
-        return _encode_unsigned(self) + self.signature
+        encoded = self._encoded
+        if encoded is None:
+            encoded = _encode_unsigned(self) + self.signature
+            object.__setattr__(self, "_encoded", encoded)
+        return encoded
 
     def hash(self) -> bytes:
-        return sha256(self.encode())
+        digest = self._hash
+        if digest is None:
+            digest = sha256(self.encode())
+            object.__setattr__(self, "_hash", digest)
+        return digest
 
     def verify_signature(self) -> bool:
         return verify(self.signer, DOMAIN_TX, self.signing_payload(), self.signature)
@@ -163,4 +176,5 @@ def decode_tx(data: bytes) -> Tx:
     )
     if (reason := tx.invalid()) is not None:
         raise DecodeError(reason)
+    object.__setattr__(tx, "_encoded", bytes(data))  # canonical: decoding was strict
     return tx
