@@ -40,6 +40,7 @@ CHANNEL_TXS = 2
 CHANNEL_SYNC = 3
 
 _PEER_INGRESS_MAX = 1_000  # consensus messages queued per peer before dropping
+_REGOSSIP_TXS_MAX = 20_000  # pending txs offered to a peer that (re)connects
 
 
 class NodeNetwork:
@@ -81,6 +82,7 @@ class NodeNetwork:
             on_txs=self._on_gossiped_txs,
             limits=GossipLimits(tx_bytes_max=tx_bytes_max, batch_bytes_max=1024 * 1024),
         )
+        p2p.add_peer_listener(self._on_peer)
         self.sync = BlockSync(reader=reader, send=self._send_sync, on_blocks=self._on_blocks)
         p2p.register_channel(
             CHANNEL_SYNC,
@@ -175,6 +177,14 @@ class NodeNetwork:
         log.warning("rejected message from %s: %s (%s)", peer_key.hex()[:12], reason, detail)
 
     # --- tx gossip --------------------------------------------------------------------------
+
+    def _on_peer(self, peer_key: bytes, connected: bool) -> None:
+        """A peer that (re)connects gets the txs we hold: it missed their first flood."""
+        if connected:
+            pending = self._mempool.pending_txs(_REGOSSIP_TXS_MAX)
+            queued = self.gossip.offer_to_peer(peer_key, [tx.encode() for tx in pending])
+            if queued:
+                log.info("re-gossiped %d pending txs to %s", queued, peer_key.hex()[:12])
 
     def gossip_tx(self, raw: bytes) -> None:
         self.gossip.add(raw)

@@ -1,0 +1,269 @@
+"""Tx gossip: batched flooding of already-validated raw txs, with a bounded seen-cache.
+
+The node calls `add(tx)` for each tx it admitted to its mempool (from a client or from a
+peer). Gossip remembers, per tx hash, which peers already have it (they sent it to us, or we
+queued it to them) and never sends it to those again. Received batches are de-duplicated and
+handed to `on_txs(peer_key, txs)`; the node validates them and, for each one it admits, calls
+`add(tx)` again, which forwards it to the peers that still lack it.
+
+Everything is bounded: the seen-cache by count (oldest evicted first) and age, each peer's
+pending batch by count and bytes, the number of batches queued in p2p by its channel queue.
+A tx evicted from the cache may be sent again later; the receiver's mempool de-duplicates.
+
+Wire format of one message on the gossip channel: a msgpack array of bin items (raw txs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import msgspec
+
+log = logging.getLogger(__name__)
+
+ITEM_OVERHEAD_BYTES = 5  # msgpack bin32 header, the worst case per tx
+ARRAY_OVERHEAD_BYTES = 5  # msgpack array32 header
+
+OnTxs = Callable[[bytes, list[bytes]], None]
+
+
+class GossipTransport(Protocol):
+    """What gossip needs from P2PNode (and what a test double must provide)."""
+
+    def register_channel(
+        self,
+        channel_id: int,
+        on_message: Callable[[bytes, bytes], None],
+        *,
+        send_queue_max: int,
+        message_bytes_max: int,
+    ) -> None: ...
+
+    def send(self, peer_key: bytes, channel_id: int, payload: bytes) -> bool: ...
+
+    def connected_keys(self) -> list[bytes]: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GossipLimits:
+    seen_max: int = 100_000  # hashes remembered (~12 s at 8,000 tx/s); oldest evicted first
+    seen_ttl_s: float = 60.0  # and forgotten after this long
+    batch_txs_max: int = 1_000
+    batch_bytes_max: int = 512 * 1024
+    flush_interval_s: float = 0.01  # a partial batch waits at most this long
+    tx_bytes_max: int = 64 * 1024
+    send_queue_max: int = 256  # batches queued per peer inside p2p
+
+    def __post_init__(self) -> None:
+        assert self.tx_bytes_max + ITEM_OVERHEAD_BYTES + ARRAY_OVERHEAD_BYTES <= (
+            self.batch_bytes_max
+        )
+        assert self.batch_txs_max >= 1
+        assert self.seen_max >= 1
+
+
+@dataclass(slots=True)
+class _Seen:
+    added_at: float
+    peer_bits: int  # bit i set: the peer with index i is known to have this tx
+    forwarded: bool  # add() was called for it
+
+
+@dataclass(slots=True)
+class GossipStats:
+    txs_received: int = 0
+    txs_duplicate: int = 0
+    txs_sent: int = 0
+    batches_sent: int = 0
+    batches_received: int = 0
+    drops: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class _Pending:
+    txs: list[bytes] = field(default_factory=list)
+    batch_bytes: int = ARRAY_OVERHEAD_BYTES
+
+
+class TxGossip:
+    def __init__(
+        self,
+        transport: GossipTransport,
+        *,
+        channel_id: int,
+        on_txs: OnTxs,
+        limits: GossipLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._transport = transport
+        self._channel_id = channel_id
+        self._on_txs = on_txs
+        self._limits = limits or GossipLimits()
+        self._clock = clock
+        self._seen: OrderedDict[bytes, _Seen] = OrderedDict()
+        self._pending: dict[bytes, _Pending] = {}
+        # A small index per peer key, so each cache entry stores an int bitmask rather than
+        # a set. Bounded by the peers p2p admits (the allowed key set).
+        self._peer_index: dict[bytes, int] = {}
+        self._flush_task: asyncio.Task[None] | None = None
+        self._decoder = msgspec.msgpack.Decoder(list[bytes])
+        self.stats = GossipStats()
+        transport.register_channel(
+            channel_id,
+            self._on_message,
+            send_queue_max=self._limits.send_queue_max,
+            message_bytes_max=self._limits.batch_bytes_max,
+        )
+
+    # --- lifecycle ---
+
+    def start(self) -> None:
+        assert self._flush_task is None, "started twice"
+        self._flush_task = asyncio.create_task(self._flush_loop(), name="p2p-gossip-flush")
+
+    async def stop(self) -> None:
+        if self._flush_task is not None:
+            self._flush_task.cancel()
+            await asyncio.gather(self._flush_task, return_exceptions=True)
+            self._flush_task = None
+        self.flush()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._limits.flush_interval_s)
+            self.flush()
+
+    # --- outgoing ---
+
+    def add(self, tx: bytes) -> bool:
+        """Gossip a validated tx to every connected peer that does not have it yet.
+        False if it was already gossiped (or is too large to gossip)."""
+        if len(tx) > self._limits.tx_bytes_max:
+            self.stats.drops["too_large"] += 1
+            return False
+        entry = self._remember(hashlib.sha256(tx).digest(), origin=None)
+        if entry.forwarded:
+            return False
+        entry.forwarded = True
+        for peer_key in self._transport.connected_keys():
+            bit = self._peer_bit(peer_key)
+            if not entry.peer_bits & bit:
+                entry.peer_bits |= bit
+                self._enqueue(peer_key, tx)
+        return True
+
+    def offer_to_peer(self, peer_key: bytes, txs: list[bytes]) -> int:
+        """Send validated txs this node holds to one peer — typically one that just
+        connected and missed their first flood — skipping those it is known to have.
+        CometBFT's mempool reactor makes the same walk for each new peer. Returns how many
+        were queued."""
+        bit = self._peer_bit(peer_key)
+        queued = 0
+        for tx in txs:
+            if len(tx) > self._limits.tx_bytes_max:
+                continue
+            entry = self._remember(hashlib.sha256(tx).digest(), origin=None)
+            if entry.peer_bits & bit:
+                continue
+            entry.peer_bits |= bit
+            self._enqueue(peer_key, tx)
+            queued += 1
+        return queued
+
+    def _peer_bit(self, peer_key: bytes) -> int:
+        index = self._peer_index.get(peer_key)
+        if index is None:
+            index = self._peer_index[peer_key] = len(self._peer_index)
+        return 1 << index
+
+    def _enqueue(self, peer_key: bytes, tx: bytes) -> None:
+        pending = self._pending.get(peer_key)
+        if pending is None:
+            pending = self._pending[peer_key] = _Pending()
+        size = len(tx) + ITEM_OVERHEAD_BYTES
+        if pending.batch_bytes + size > self._limits.batch_bytes_max:
+            self._send(peer_key, pending)
+        pending.txs.append(tx)
+        pending.batch_bytes += size
+        if len(pending.txs) >= self._limits.batch_txs_max:
+            self._send(peer_key, pending)
+
+    def flush(self) -> None:
+        """Send every partial batch now (called every flush interval)."""
+        for peer_key in list(self._pending):
+            pending = self._pending[peer_key]
+            if pending.txs:
+                self._send(peer_key, pending)
+            else:
+                del self._pending[peer_key]
+
+    def _send(self, peer_key: bytes, pending: _Pending) -> None:
+        txs = pending.txs
+        pending.txs = []
+        pending.batch_bytes = ARRAY_OVERHEAD_BYTES
+        payload = msgspec.msgpack.encode(txs)
+        assert len(payload) <= self._limits.batch_bytes_max
+        if self._transport.send(peer_key, self._channel_id, payload):
+            self.stats.batches_sent += 1
+            self.stats.txs_sent += len(txs)
+        else:
+            self.stats.drops["send_refused"] += len(txs)
+
+    # --- incoming ---
+
+    def _on_message(self, peer_key: bytes, payload: bytes) -> None:
+        try:
+            txs = self._decoder.decode(payload)
+        except msgspec.DecodeError:
+            self.stats.drops["undecodable"] += 1
+            log.warning("gossip: undecodable batch from %s", peer_key.hex()[:16])
+            return
+        self.stats.batches_received += 1
+        fresh: list[bytes] = []
+        for tx in txs:
+            if len(tx) > self._limits.tx_bytes_max:
+                self.stats.drops["too_large_inbound"] += 1
+                continue
+            digest = hashlib.sha256(tx).digest()
+            known = digest in self._seen
+            self._remember(digest, origin=peer_key)
+            if known:
+                self.stats.txs_duplicate += 1
+            else:
+                fresh.append(tx)
+        self.stats.txs_received += len(fresh)
+        if fresh:
+            self._on_txs(peer_key, fresh)
+
+    # --- seen-cache ---
+
+    def _remember(self, digest: bytes, *, origin: bytes | None) -> _Seen:
+        now = self._clock()
+        self._expire(now)
+        entry = self._seen.get(digest)
+        if entry is None:
+            entry = self._seen[digest] = _Seen(added_at=now, peer_bits=0, forwarded=False)
+            while len(self._seen) > self._limits.seen_max:
+                self._seen.popitem(last=False)
+        if origin is not None:
+            entry.peer_bits |= self._peer_bit(origin)
+        return entry
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self._limits.seen_ttl_s
+        seen = self._seen
+        while seen:
+            oldest = next(iter(seen.values()))
+            if oldest.added_at >= horizon:
+                return
+            seen.popitem(last=False)
+
+    def seen_count(self) -> int:
+        return len(self._seen)
