@@ -9,9 +9,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
 from protocol.tx import sign_tx
 from services.notary import encode_anchor
-
 from tests.node.cluster_helpers import CHAIN, local_net
 
 pytestmark = pytest.mark.slow
