@@ -18,11 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from node.queries import ChainReader
 from protocol.encoding import DecodeError, Reader, Writer
 from protocol.limits import block_bytes_max
 from protocol.sealed import SealedBlock, decode_sealed_block
-
-from node.queries import ChainReader
 
 log = logging.getLogger(__name__)
 
