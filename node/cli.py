@@ -43,8 +43,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:  # bench/ owns its parser; imported only for this command
+        from bench.cli import main as bench_main
+
+        return int(bench_main(arguments[1:]))
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
@@ -81,7 +86,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_notary(commands)
     _add_tx(commands)
     _add_verify(commands)
+    for add_service_commands in _service_command_modules():
+        add_service_commands(commands)
+    _add_bench(commands)
     return parser
+
+
+def _service_command_modules() -> list[Callable[[Any], None]]:
+    """Each issue-7 service contributes its subcommands from node/cli_<service>.py."""
+    from node import cli_asset, cli_fund, cli_reward
+
+    return [cli_asset.add_commands, cli_fund.add_commands, cli_reward.add_commands]
+
+
+def _add_bench(commands: Commands) -> None:
+    """`seoulchain bench ...` is bench/'s own parser, imported only when it runs."""
+    bench = commands.add_parser(
+        "bench", help="benchmark a local cluster (see docs/BENCHMARKS-HOWTO.md)", add_help=False
+    )
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(handler=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from bench.cli import main as bench_main
+
+    return int(bench_main(list(args.bench_args)))
 
 
 if TYPE_CHECKING:  # argparse's class is generic only in typeshed

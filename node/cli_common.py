@@ -34,10 +34,8 @@ def rpc_url(*, rpc: str | None, home: Path | None) -> str:
 def known_roles() -> tuple[str, ...]:
     """Every role some tx kind of this build's services requires, sorted."""
     probe = ServicesGenesis(chain_id="probe", agencies=())
-    roles = {
-        spec.role
-        for service in default_services(probe)
-        for spec in service.kinds.values()
-        if spec.role is not None
-    }
+    services = default_services(probe)
+    roles = {spec.role for service in services for spec in service.kinds.values() if spec.role}
+    for service in services:
+        roles.update(getattr(service, "extra_roles", ()))
     return tuple(sorted(roles))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -478,7 +479,11 @@ class Node:
         return self.reader.tx_proof(tx_hash)
 
     def query(self, path: str, params: Mapping[str, str]) -> QueryResult:
-        return self.app.query(path, params, self._state)
+        height = self.store.committed_height()
+        result = self.app.query(path, params, self._state)
+        # Services cannot see the committed height; a service that knows better (a
+        # historical read) fills it in itself.
+        return result if result.height else dataclasses.replace(result, height=height)
 
     def event_bus(self) -> EventBus:
         return self.bus

@@ -24,7 +24,11 @@ from protocol import limits as protocol_limits
 from protocol.results import TxResult, results_root
 from protocol.tx import Tx, chain_id_invalid
 from services import agencies, apphash
+from services.asset import AssetService
+from services.credential import CredentialService
+from services.fund import FundService
 from services.genesis import ServicesGenesis
+from services.gov import GovService
 from services.interface import (
     BlockInfo,
     BlockOutcome,
@@ -35,8 +39,10 @@ from services.interface import (
 )
 from services.notary import NotaryService
 from services.overlay import Overlay
+from services.reward import RewardService
 from services.router import Router
 from services.service import Service
+from services.vote import VoteService
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +51,16 @@ CHAIN_ID_KEY = b"app/chain_id"
 
 def default_services(genesis: ServicesGenesis) -> tuple[Service, ...]:
     """Every service this chain runs, in a fixed order. Issue 7 appends its services here."""
-    return (agencies.AgencyRegistry(genesis), NotaryService())
+    return (
+        agencies.AgencyRegistry(genesis),
+        NotaryService(),
+        AssetService(),
+        FundService(),
+        RewardService(),
+        CredentialService(),
+        VoteService(),
+        GovService(genesis),
+    )
 
 
 class SeoulApplication:

@@ -1,18 +1,28 @@
 """The document notary: agencies anchor the SHA-256 of a document, and may later revoke it.
 
 Anyone can then ask whether a hash was anchored, by whom, when, and whether it still stands
-(docs/SERVICES.md §Notary). The document itself never touches the chain.
+(docs/SERVICES.md §Notary, docs/services/notary.md). The document itself never touches the
+chain. An anchor may carry an expiry (`expires_at_ms`): from then on the document reads
+"expired" when a query gives the instant to judge at (`at_ms`), so every node answers the
+same. Queries cannot see the latest block time (the Application's query gets committed
+state only), so without `at_ms` an expiry is reported but not judged; clients such as
+`seoulchain notary verify` pass the latest block time from `status`.
 
 Rules (the router has already checked envelope, role "notary" and body):
-    notary.anchor  hash never anchored before (even if revoked)  else NOTARY_DUPLICATE_ANCHOR
-    notary.revoke  hash anchored                                 else NOTARY_UNKNOWN_DOCUMENT
-                   by the signer's own agency                    else NOTARY_NOT_ISSUER
-                   not revoked yet                               else NOTARY_ALREADY_REVOKED
+    notary.anchor        hash never anchored before (even if revoked) else NOTARY_DUPLICATE_ANCHOR
+                         expiry, if any, after the block time         else NOTARY_EXPIRY_PASSED
+    notary.anchor_batch  1..30 anchors, all or nothing: no hash twice else NOTARY_BATCH_DUPLICATE
+                         then each as notary.anchor, in batch order
+    notary.revoke        hash anchored                                else NOTARY_UNKNOWN_DOCUMENT
+                         by the signer's own agency (same key, or the
+                         same agency name after a key rotation)       else NOTARY_NOT_ISSUER
+                         not revoked yet                              else NOTARY_ALREADY_REVOKED
 
 State:
-    notary/doc/<32B hash>                             -> msgpack DocumentRecord
-    notary/issuer/<32B issuer key><u64 height><u32 i> -> 32B hash   (per-agency listing,
-                                                                     in anchoring order)
+    notary/doc/<32B hash>                                    -> msgpack DocumentRecord
+    notary/issuer/<32B issuer key><u64 height><u32 i><u16 j> -> 32B hash (per-agency listing in
+                                                                anchoring order; j = position
+                                                                in a batch, 0 for one anchor)
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ import msgspec
 
 from protocol.crypto import HASH_BYTES
 from protocol.results import TxResult
-from services import agencies, params
+from services import agencies, limits, params
 from services.codes import Code
 from services.interface import QueryError, QueryResult, StateView
 from services.overlay import Overlay
@@ -36,7 +46,12 @@ log = logging.getLogger(__name__)
 ROLE = "notary"
 DOC_PREFIX = b"notary/doc/"
 ISSUER_PREFIX = b"notary/issuer/"
-_CURSOR_BYTES = 12  # u64 height | u32 tx index
+_CURSOR_BYTES = 14  # u64 height | u32 tx index | u16 position in a batch
+# A batch writes two keys per document, within the router's per-tx bound.
+BATCH_DOCUMENTS_MAX = 30
+assert limits.tx_writes_max >= 2 * BATCH_DOCUMENTS_MAX
+# msgspec bounds must fit in an int64; times in ms reach year 292 million before that.
+I63_MAX = 2**63 - 1
 
 # Text fields: no C0 control characters or DEL (they break logs and terminals). \Z, not $,
 # because $ also matches before a trailing newline.
@@ -48,14 +63,23 @@ MetadataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_
 MetadataValue = Annotated[str, msgspec.Meta(max_length=256, pattern=_PRINTABLE)]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], msgspec.Meta(max_length=16)]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=_PRINTABLE)]
+ExpiresAtMs = Annotated[int, msgspec.Meta(ge=1, le=I63_MAX)]
 
 
-class AnchorBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Body of `notary.anchor` (msgpack map)."""
+class AnchorBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Body of `notary.anchor` (msgpack map), and one item of `notary.anchor_batch`.
+    Defaults are omitted when encoding so a body without an expiry keeps its old bytes."""
 
     document_hash: DocumentHash
     doc_type: DocType
     metadata: Metadata = msgspec.field(default_factory=dict)
+    expires_at_ms: ExpiresAtMs | None = None
+
+
+class AnchorBatchBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Body of `notary.anchor_batch` (msgpack map): 1..30 anchors, all or nothing."""
+
+    documents: Annotated[list[AnchorBody], msgspec.Meta(min_length=1, max_length=30)]
 
 
 class RevokeBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -86,6 +110,7 @@ class DocumentRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tx_hash: bytes
     tx_index: int
     revocation: Revocation | None = None
+    expires_at_ms: int | None = None
 
 
 _RECORD_DECODER = msgspec.msgpack.Decoder(DocumentRecord)
@@ -93,12 +118,26 @@ _ENCODER = msgspec.msgpack.Encoder()
 
 
 def encode_anchor(
-    document_hash: bytes, doc_type: str, metadata: Mapping[str, str] | None = None
+    document_hash: bytes,
+    doc_type: str,
+    metadata: Mapping[str, str] | None = None,
+    *,
+    expires_at_ms: int | None = None,
 ) -> bytes:
     """Client helper: the body bytes of a `notary.anchor` tx."""
     return _ENCODER.encode(
-        AnchorBody(document_hash=document_hash, doc_type=doc_type, metadata=dict(metadata or {}))
+        AnchorBody(
+            document_hash=document_hash,
+            doc_type=doc_type,
+            metadata=dict(metadata or {}),
+            expires_at_ms=expires_at_ms,
+        )
     )
+
+
+def encode_anchor_batch(documents: list[AnchorBody]) -> bytes:
+    """Client helper: the body bytes of a `notary.anchor_batch` tx."""
+    return _ENCODER.encode(AnchorBatchBody(documents=documents))
 
 
 def encode_revoke(document_hash: bytes, reason: str) -> bytes:
@@ -111,9 +150,22 @@ def load_document(state: StateView, document_hash: bytes) -> DocumentRecord | No
     return None if raw is None else _RECORD_DECODER.decode(raw)
 
 
-def record_json(record: DocumentRecord) -> dict[str, Any]:
+def document_status(record: DocumentRecord, at_ms: int) -> str:
+    """ "revoked" once revoked (whatever `at_ms`), else "expired" from its expiry on,
+    else "valid"."""
+    if record.revocation is not None:
+        return "revoked"
+    if record.expires_at_ms is not None and at_ms >= record.expires_at_ms:
+        return "expired"
+    return "valid"
+
+
+def record_json(record: DocumentRecord, at_ms: int | None = None) -> dict[str, Any]:
+    """The JSON form. `expires_at_ms` and `judged_at_ms` appear only when the anchor set
+    an expiry (older records keep their exact form); without `at_ms` an expiry is not
+    judged (status is "valid" or "revoked", `judged_at_ms` null)."""
     revocation = record.revocation
-    return {
+    value = {
         "document_hash": record.document_hash.hex(),
         "issuer": record.issuer.hex(),
         "agency": record.agency,
@@ -123,7 +175,7 @@ def record_json(record: DocumentRecord) -> dict[str, Any]:
         "time_ms": record.time_ms,
         "tx_hash": record.tx_hash.hex(),
         "tx_index": record.tx_index,
-        "status": "valid" if revocation is None else "revoked",
+        "status": document_status(record, -1 if at_ms is None else at_ms),
         "revocation": None
         if revocation is None
         else {
@@ -133,12 +185,17 @@ def record_json(record: DocumentRecord) -> dict[str, Any]:
             "tx_hash": revocation.tx_hash.hex(),
         },
     }
+    if record.expires_at_ms is not None:
+        value["expires_at_ms"] = record.expires_at_ms
+        value["judged_at_ms"] = at_ms
+    return value
 
 
 class NotaryService:
     name = "notary"
     kinds: Mapping[str, KindSpec] = {
         "notary.anchor": KindSpec(body_type=AnchorBody, role=ROLE),
+        "notary.anchor_batch": KindSpec(body_type=AnchorBatchBody, role=ROLE),
         "notary.revoke": KindSpec(body_type=RevokeBody, role=ROLE),
     }
     query_paths: tuple[str, ...] = ("notary/document", "notary/issuer")
@@ -149,42 +206,51 @@ class NotaryService:
     def deliver(self, ctx: TxContext, body: Any, state: Overlay) -> Delivery:
         if isinstance(body, AnchorBody):
             return self._anchor(ctx, body, state)
+        if isinstance(body, AnchorBatchBody):
+            return self._anchor_batch(ctx, body, state)
         assert isinstance(body, RevokeBody), type(body)
         return self._revoke(ctx, body, state)
 
     def _anchor(self, ctx: TxContext, body: AnchorBody, state: Overlay) -> Delivery:
-        if state.get(DOC_PREFIX + body.document_hash) is not None:
-            return _refuse(Code.NOTARY_DUPLICATE_ANCHOR, "document hash already anchored")
-        agency = agencies.agency_by_key(state, ctx.signer)
-        assert agency is not None, "router admitted a signer with no agency"
-        record = DocumentRecord(
-            document_hash=body.document_hash,
-            issuer=ctx.signer,
-            agency=agency.name,
-            doc_type=body.doc_type,
-            metadata=dict(sorted(body.metadata.items())),
-            height=ctx.height,
-            time_ms=ctx.time_ms,
-            tx_hash=ctx.tx_hash,
-            tx_index=ctx.tx_index,
-        )
-        state.put(DOC_PREFIX + body.document_hash, _ENCODER.encode(record))
-        position = ctx.height.to_bytes(8, "big") + ctx.tx_index.to_bytes(4, "big")
-        state.put(ISSUER_PREFIX + ctx.signer + position, body.document_hash)
+        refusal = _anchor_refusal(ctx, body, state)
+        if refusal is not None:
+            return refusal
+        agency = _put_anchor(ctx, body, state, position_in_batch=0)
         return Delivery(
             result=TxResult(code=Code.OK, log="anchored", data=body.document_hash),
             attributes=(
                 ("notary.document", body.document_hash.hex()),
-                ("notary.issuer", agency.name),
+                ("notary.issuer", agency),
                 ("notary.doc_type", body.doc_type),
             ),
+        )
+
+    def _anchor_batch(self, ctx: TxContext, body: AnchorBatchBody, state: Overlay) -> Delivery:
+        """All or nothing: every item is checked before anything is written, and a refusal
+        drops the tx overlay anyway."""
+        assert len(body.documents) <= BATCH_DOCUMENTS_MAX
+        hashes = [item.document_hash for item in body.documents]
+        if len(set(hashes)) != len(hashes):
+            return _refuse(Code.NOTARY_BATCH_DUPLICATE, "batch names a document hash twice")
+        for item in body.documents:
+            refusal = _anchor_refusal(ctx, item, state)
+            if refusal is not None:
+                return refusal
+        agency = ""
+        for position_in_batch, item in enumerate(body.documents):
+            agency = _put_anchor(ctx, item, state, position_in_batch=position_in_batch)
+        attributes = [("notary.issuer", agency), ("notary.batch_size", str(len(hashes)))]
+        attributes.extend(("notary.document", document_hash.hex()) for document_hash in hashes)
+        return Delivery(
+            result=TxResult(code=Code.OK, log="anchored batch", data=b"".join(hashes)),
+            attributes=tuple(attributes),
         )
 
     def _revoke(self, ctx: TxContext, body: RevokeBody, state: Overlay) -> Delivery:
         record = load_document(state, body.document_hash)
         if record is None:
             return _refuse(Code.NOTARY_UNKNOWN_DOCUMENT, "document hash was never anchored")
-        if record.issuer != ctx.signer:
+        if not _same_agency(state, record, ctx.signer):
             return _refuse(Code.NOTARY_NOT_ISSUER, "only the issuing agency may revoke")
         if record.revocation is not None:
             return _refuse(Code.NOTARY_ALREADY_REVOKED, "document is already revoked")
@@ -209,24 +275,79 @@ class NotaryService:
         raise QueryError(f"unknown path {path!r}")
 
 
+def _anchor_refusal(ctx: TxContext, body: AnchorBody, state: Overlay) -> Delivery | None:
+    if state.get(DOC_PREFIX + body.document_hash) is not None:
+        return _refuse(Code.NOTARY_DUPLICATE_ANCHOR, "document hash already anchored")
+    if body.expires_at_ms is not None and body.expires_at_ms <= ctx.time_ms:
+        return _refuse(Code.NOTARY_EXPIRY_PASSED, "expiry is not after the block time")
+    return None
+
+
+def _put_anchor(ctx: TxContext, body: AnchorBody, state: Overlay, *, position_in_batch: int) -> str:
+    """Write one anchored document and its issuer-listing row; the agency's name."""
+    agency = agencies.agency_by_key(state, ctx.signer)
+    assert agency is not None, "router admitted a signer with no agency"
+    record = DocumentRecord(
+        document_hash=body.document_hash,
+        issuer=ctx.signer,
+        agency=agency.name,
+        doc_type=body.doc_type,
+        metadata=dict(sorted(body.metadata.items())),
+        height=ctx.height,
+        time_ms=ctx.time_ms,
+        tx_hash=ctx.tx_hash,
+        tx_index=ctx.tx_index,
+        expires_at_ms=body.expires_at_ms,
+    )
+    state.put(DOC_PREFIX + body.document_hash, _ENCODER.encode(record))
+    position = (
+        ctx.height.to_bytes(8, "big")
+        + ctx.tx_index.to_bytes(4, "big")
+        + position_in_batch.to_bytes(2, "big")
+    )
+    state.put(ISSUER_PREFIX + ctx.signer + position, body.document_hash)
+    return agency.name
+
+
+def _same_agency(state: StateView, record: DocumentRecord, signer: bytes) -> bool:
+    """The signer is the anchoring key, or the current key of the same agency (after a
+    governance key rotation the agency keeps its documents)."""
+    if record.issuer == signer:
+        return True
+    agency = agencies.agency_by_key(state, signer)
+    return agency is not None and agency.name == record.agency
+
+
 def _refuse(code: Code, text: str) -> Delivery:
     return Delivery(result=TxResult(code=code, log=text))
 
 
+def at_ms_param(query: Mapping[str, str]) -> int | None:
+    """The instant an expiry is judged at (`at_ms`), or None: not judged."""
+    text = query.get("at_ms")
+    if text is None or text == "":
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 20 or int(text) > I63_MAX:
+        raise QueryError("param 'at_ms' must be a decimal integer in 0..2^63-1")
+    return int(text)
+
+
 def _query_document(query: Mapping[str, str], state: StateView) -> QueryResult:
-    params.expect_params(query, required=("hash",))
+    params.expect_params(query, required=("hash",), optional=("at_ms",))
     document_hash = params.hex_param(query, "hash", size=HASH_BYTES)
+    at_ms = at_ms_param(query)
     record = load_document(state, document_hash)
     if record is None:
         return QueryResult(found=False)
-    return QueryResult(found=True, value=record_json(record))
+    return QueryResult(found=True, value=record_json(record, at_ms))
 
 
 def _query_issuer(query: Mapping[str, str], state: StateView) -> QueryResult:
     """One page of an agency's documents in anchoring order. `next` is the cursor to pass
     as `after` for the following page, or null on the last page."""
-    params.expect_params(query, required=("agency",), optional=("after", "limit"))
+    params.expect_params(query, required=("agency",), optional=("after", "limit", "at_ms"))
     limit = params.limit_param(query)
+    at_ms = at_ms_param(query)
     agency = agencies.resolve_agency(state, query["agency"])
     if agency is None:
         return QueryResult(found=False)
@@ -239,7 +360,7 @@ def _query_issuer(query: Mapping[str, str], state: StateView) -> QueryResult:
     for _, document_hash in rows[:limit]:
         record = load_document(state, document_hash)
         assert record is not None, f"issuer index points at missing {document_hash.hex()}"
-        documents.append(record_json(record))
+        documents.append(record_json(record, at_ms))
     next_cursor = rows[limit - 1][0][len(prefix) :].hex() if len(rows) > limit else None
     value = {"agency": agencies.agency_json(agency), "documents": documents, "next": next_cursor}
     return QueryResult(found=True, value=value)
