@@ -94,9 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _service_command_modules() -> list[Callable[[Any], None]]:
     """Each issue-7 service contributes its subcommands from node/cli_<service>.py."""
-    from node import cli_asset, cli_fund, cli_reward
+    from node import cli_asset, cli_credential, cli_fund, cli_gov, cli_reward, cli_vote
 
-    return [cli_asset.add_commands, cli_fund.add_commands, cli_reward.add_commands]
+    return [
+        cli_asset.add_commands,
+        cli_fund.add_commands,
+        cli_reward.add_commands,
+        cli_credential.add_commands,
+        cli_vote.add_commands,
+        cli_gov.add_commands,
+    ]
 
 
 def _add_bench(commands: Commands) -> None:
@@ -331,6 +338,9 @@ def _add_notary(commands: Commands) -> None:
     which.add_argument("--file", type=Path)
     _add_rpc_options(show)
     show.set_defaults(handler=_notary_show)
+    from node import cli_notary_verify
+
+    cli_notary_verify.add_commands(sub)
 
 
 def _notary_anchor(args: argparse.Namespace) -> int:

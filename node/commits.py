@@ -29,6 +29,7 @@ class CommitPipeline:
         self._queue: asyncio.Queue[SealedBlock] = asyncio.Queue(maxsize=queue_max)
         self._listeners: list[Listener] = []
         self._last_enqueued_height: int | None = None
+        self._in_thread: asyncio.Future[ExecutedBlock] | None = None
         self.executed_height = 0
 
     def add_listener(self, listener: Listener) -> None:
@@ -51,7 +52,12 @@ class CommitPipeline:
     async def run(self) -> None:
         while True:
             sealed = await self._queue.get()
-            executed = await asyncio.to_thread(self._executor.execute, sealed)
+            # Shielded: cancelling this task must not abandon a worker thread halfway through
+            # a store write; `settle` lets shutdown wait for it before closing the store.
+            self._in_thread = asyncio.ensure_future(
+                asyncio.to_thread(self._executor.execute, sealed)
+            )
+            executed = await asyncio.shield(self._in_thread)
             self.executed_height = sealed.height
             log.info(
                 "committed height=%d txs=%d hash=%s app_hash=%s",
@@ -62,3 +68,8 @@ class CommitPipeline:
             )
             for listener in self._listeners:
                 listener(executed)
+
+    async def settle(self) -> None:
+        """Wait for a block execution already running in a worker thread (shutdown)."""
+        if self._in_thread is not None and not self._in_thread.done():
+            await asyncio.wait([self._in_thread])

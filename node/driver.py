@@ -75,6 +75,7 @@ class EngineDriver:
         self._control: deque[Event] = deque()
         self._wakeup = asyncio.Event()
         self._tick_pending = False
+        self._persisting: asyncio.Future[None] | None = None
         self.peer_dropped_total = 0
         self.steps_total = 0
         self.step_seconds_total = 0.0
@@ -104,6 +105,11 @@ class EngineDriver:
     @property
     def peer_inbox_depth(self) -> int:
         return self._peer_inbox.qsize()
+
+    async def settle(self) -> None:
+        """Wait for a persist already running in a worker thread (shutdown)."""
+        if self._persisting is not None and not self._persisting.done():
+            await asyncio.wait([self._persisting])
 
     # --- tasks --------------------------------------------------------------------------
 
@@ -148,7 +154,12 @@ class EngineDriver:
     async def _honour(self, output: Output) -> None:
         if output.persist:
             started = time.perf_counter()
-            await asyncio.to_thread(self._persist, output.persist)  # 1. durable first
+            # 1. durable first. Shielded, so that shutdown cannot abandon a synced write
+            # halfway; `settle` waits for it before the store closes.
+            self._persisting = asyncio.ensure_future(
+                asyncio.to_thread(self._persist, output.persist)
+            )
+            await asyncio.shield(self._persisting)
             self.persist_seconds_total += time.perf_counter() - started
         for envelope in output.send:  # 2. then send
             self._send(envelope)

@@ -98,9 +98,7 @@ class BlockExecutor:
             time_ms=block.header.time_ms,
             proposer=block.header.proposer,
         )
-        outcome = self._app.execute_block(
-            info, block.txs, self._state, prev_app_hash=prev_app_hash
-        )
+        outcome = self._app.execute_block(info, block.txs, self._state, prev_app_hash=prev_app_hash)
         assert len(outcome.results) == len(block.txs)
         executed_at = time.perf_counter()
         tx_hashes = tuple(block.tx_hashes())

@@ -243,6 +243,8 @@ class Node:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.commits.settle()  # a worker thread may still be writing to the store
+        await self.driver.settle()
         if self.network is not None:
             await self.network.stop()
         if self.rpc is not None:

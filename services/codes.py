@@ -96,6 +96,7 @@ class Code(IntEnum):
     VOTE_NOT_ENDED = 410  # close at or below end_height
     VOTE_ALREADY_CLOSED = 411  # close of an election already closed
     VOTE_TALLY_NOT_READY = 412  # query only: vote/results of an election not closed yet
+    VOTE_FULL = 413  # ballot beyond the election's ballots_max
 
     # --- governance (issue 7 part B; docs/services/gov.md) ---
     GOV_NOT_COUNCIL = 450  # propose/approve by a key not on the genesis council

@@ -1,9 +1,10 @@
 """E-voting: elections with options, an eligible-voter list and a window in block heights.
 
-An agency with role `vote_admin` creates an election; each listed voter casts exactly one
-ballot while the window [start_height, end_height] is open; after end_height anyone closes
-it, which counts every ballot exactly once and stores the tally; only then is the tally
-readable (docs/services/vote.md).
+An agency with role `vote_admin` creates an election; each eligible voter — on an explicit
+list of keys, or holding a credential of a given type from a given issuing agency — casts
+exactly one ballot while the window [start_height, end_height] is open; after end_height
+anyone closes it, which counts every ballot exactly once and stores the tally; only then is
+the tally readable (docs/services/vote.md).
 
 Heights, not times, bound the window: the height is what every validator agrees on without
 argument. No re-voting: a second ballot from the same key is refused, so "counted once"
@@ -13,14 +14,17 @@ blinded or encrypted ballots, which this service does not attempt.
 
 Rules (the router has already checked envelope, role and body):
     vote.create  options distinct                           else VOTE_BAD_OPTIONS
-                 voters distinct                            else VOTE_BAD_VOTERS
+                 voters distinct, and exactly one of a
+                 voter list or an eligible_credential       else VOTE_BAD_VOTERS
                  height < start_height <= end_height        else VOTE_BAD_WINDOW
                  election id unused                         else VOTE_DUPLICATE_ELECTION
     vote.cast    election exists                            else VOTE_UNKNOWN_ELECTION
                  height >= start_height                     else VOTE_NOT_STARTED
                  height <= end_height                       else VOTE_ENDED
-                 signer on the voter list                   else VOTE_NOT_ELIGIBLE
+                 signer on the voter list, or holding a
+                 standing matching credential               else VOTE_NOT_ELIGIBLE
                  no ballot from the signer yet              else VOTE_ALREADY_VOTED
+                 fewer ballots than ballots_max             else VOTE_FULL
                  option index < number of options           else VOTE_BAD_OPTION
     vote.close   election exists                            else VOTE_UNKNOWN_ELECTION
                  height > end_height                        else VOTE_NOT_ENDED
@@ -30,6 +34,7 @@ State (<eid> = u8 length | ASCII election id, so ids never prefix one another):
     vote/election/<eid>              -> msgpack ElectionRecord (tally inside once closed)
     vote/voters/<eid>                -> msgpack sorted list of 32B voter keys
     vote/ballot/<eid><32B voter>     -> msgpack Ballot
+    vote/count/<eid>                 -> u32 ballots cast so far
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ import msgspec
 
 from protocol.crypto import PUBLIC_KEY_BYTES
 from protocol.results import TxResult
-from services import agencies, params
+from services import agencies, credential, params
 from services.codes import Code
 from services.interface import QueryError, QueryResult, StateView
 from services.overlay import Overlay
@@ -56,7 +61,13 @@ ROLE = "vote_admin"
 ELECTION_PREFIX = b"vote/election/"
 VOTERS_PREFIX = b"vote/voters/"
 BALLOT_PREFIX = b"vote/ballot/"
+COUNT_PREFIX = b"vote/count/"
 VOTERS_MAX = 1000  # 34 B each in a body: well inside the 64 KiB body bound
+# Credential elections have no list to bound the ballots, so they get this cap: `vote.close`
+# scans every ballot in one tx.
+CREDENTIAL_BALLOTS_MAX = VOTERS_MAX
+# A voter's credentials examined for eligibility (their first ones in issuance order).
+HOLDER_CREDENTIALS_SCANNED = 64
 OPTIONS_MAX = 32
 I63_MAX = 2**63 - 1  # msgspec integer bounds must fit an int64
 
@@ -68,6 +79,15 @@ Title = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=_PRINT
 OptionText = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_PRINTABLE)]
 PublicKey = Annotated[bytes, msgspec.Meta(min_length=PUBLIC_KEY_BYTES, max_length=PUBLIC_KEY_BYTES)]
 Height = Annotated[int, msgspec.Meta(ge=1, le=I63_MAX)]
+AgencyName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_PRINTABLE)]
+
+
+class CredentialRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Eligible: holders of a standing credential of `cred_type` issued by `issuer_agency`
+    (an agency name, so the rule survives the agency's key rotation)."""
+
+    cred_type: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_PRINTABLE)]
+    issuer_agency: AgencyName
 
 
 class CreateBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -76,9 +96,12 @@ class CreateBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     election_id: ElectionId
     title: Title
     options: Annotated[list[OptionText], msgspec.Meta(min_length=2, max_length=OPTIONS_MAX)]
-    voters: Annotated[list[PublicKey], msgspec.Meta(min_length=1, max_length=VOTERS_MAX)]
     start_height: Height
     end_height: Height
+    voters: Annotated[list[PublicKey], msgspec.Meta(max_length=VOTERS_MAX)] = msgspec.field(
+        default_factory=list
+    )
+    eligible_credential: CredentialRule | None = None
 
 
 class CastBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -109,9 +132,11 @@ class ElectionRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     options: list[str]
     start_height: int
     end_height: int
-    voter_count: int
+    voter_count: int  # listed voters; 0 for a credential election
+    ballots_max: int
     height: int
     tx_hash: bytes
+    eligible_credential: CredentialRule | None = None
     tally: Tally | None = None
 
 
@@ -141,6 +166,7 @@ def encode_create(
     voters: list[bytes],
     start_height: int,
     end_height: int,
+    eligible_credential: CredentialRule | None = None,
 ) -> bytes:
     """Client helper: the body bytes of a `vote.create` tx."""
     body = CreateBody(
@@ -150,6 +176,7 @@ def encode_create(
         voters=voters,
         start_height=start_height,
         end_height=end_height,
+        eligible_credential=eligible_credential,
     )
     return _ENCODER.encode(body)
 
@@ -207,6 +234,8 @@ def _create(ctx: TxContext, body: CreateBody, state: Overlay) -> Delivery:
     voters = sorted(body.voters)
     if any(left == right for left, right in itertools.pairwise(voters)):
         return _refuse(Code.VOTE_BAD_VOTERS, "voter list repeats a key")
+    if (len(voters) > 0) == (body.eligible_credential is not None):
+        return _refuse(Code.VOTE_BAD_VOTERS, "give either voters or eligible_credential")
     if not ctx.height < body.start_height <= body.end_height:
         return _refuse(Code.VOTE_BAD_WINDOW, "window must start above this height, end >= start")
     key = election_key(body.election_id)
@@ -223,23 +252,51 @@ def _create(ctx: TxContext, body: CreateBody, state: Overlay) -> Delivery:
         start_height=body.start_height,
         end_height=body.end_height,
         voter_count=len(voters),
+        ballots_max=len(voters) if voters else CREDENTIAL_BALLOTS_MAX,
         height=ctx.height,
         tx_hash=ctx.tx_hash,
+        eligible_credential=body.eligible_credential,
     )
     state.put(ELECTION_PREFIX + key, _ENCODER.encode(record))
-    state.put(VOTERS_PREFIX + key, _ENCODER.encode(voters))
+    if voters:
+        state.put(VOTERS_PREFIX + key, _ENCODER.encode(voters))
     return Delivery(
         result=TxResult(code=Code.OK, log="election created"),
         attributes=(("vote.election", body.election_id), ("vote.admin", agency.name)),
     )
 
 
-def _is_eligible(state: StateView, key: bytes, voter: bytes) -> bool:
+def _is_eligible(ctx: TxContext, state: StateView, key: bytes, election: ElectionRecord) -> bool:
+    rule = election.eligible_credential
+    if rule is not None:
+        return _holds_credential(ctx, state, rule)
+    voter = ctx.signer
     raw = state.get(VOTERS_PREFIX + key)
     assert raw is not None, "election without its voter list"
     voters = _VOTERS_DECODER.decode(raw)
     position = bisect.bisect_left(voters, voter)
     return position < len(voters) and voters[position] == voter
+
+
+def _holds_credential(ctx: TxContext, state: StateView, rule: CredentialRule) -> bool:
+    """The signer holds a matching credential that stands at this block's time (not
+    revoked, inside its window); only their first HOLDER_CREDENTIALS_SCANNED are read."""
+    prefix = credential.HOLDER_PREFIX + ctx.signer
+    for _, ident in state.scan(prefix, limit=HOLDER_CREDENTIALS_SCANNED):
+        record = credential.load_credential(state, ident)
+        assert record is not None, "holder index points at a missing credential"
+        if (
+            record.cred_type == rule.cred_type
+            and record.agency == rule.issuer_agency
+            and credential.credential_status(record, ctx.time_ms) == "valid"
+        ):
+            return True
+    return False
+
+
+def _ballot_count(state: StateView, key: bytes) -> int:
+    raw = state.get(COUNT_PREFIX + key)
+    return 0 if raw is None else int.from_bytes(raw, "big")
 
 
 def _cast(ctx: TxContext, body: CastBody, state: Overlay) -> Delivery:
@@ -251,15 +308,19 @@ def _cast(ctx: TxContext, body: CastBody, state: Overlay) -> Delivery:
         return _refuse(Code.VOTE_NOT_STARTED, "election has not started")
     if ctx.height > election.end_height:
         return _refuse(Code.VOTE_ENDED, "election has ended")
-    if not _is_eligible(state, key, ctx.signer):
-        return _refuse(Code.VOTE_NOT_ELIGIBLE, "signer is not on the voter list")
+    if not _is_eligible(ctx, state, key, election):
+        return _refuse(Code.VOTE_NOT_ELIGIBLE, "signer is not an eligible voter")
     ballot_key = BALLOT_PREFIX + key + ctx.signer
     if state.get(ballot_key) is not None:
         return _refuse(Code.VOTE_ALREADY_VOTED, "signer has already voted")
+    count = _ballot_count(state, key)
+    if count >= election.ballots_max:
+        return _refuse(Code.VOTE_FULL, "election holds the most ballots it may")
     if body.option >= len(election.options):
         return _refuse(Code.VOTE_BAD_OPTION, "no such option")
     ballot = Ballot(option=body.option, height=ctx.height, tx_hash=ctx.tx_hash)
     state.put(ballot_key, _ENCODER.encode(ballot))
+    state.put(COUNT_PREFIX + key, (count + 1).to_bytes(4, "big"))
     return Delivery(
         result=TxResult(code=Code.OK, log="ballot cast"),
         attributes=(("vote.election", body.election_id), ("vote.voter", ctx.signer.hex())),
@@ -267,7 +328,7 @@ def _cast(ctx: TxContext, body: CastBody, state: Overlay) -> Delivery:
 
 
 def _close(ctx: TxContext, body: CloseBody, state: Overlay) -> Delivery:
-    """Count every ballot once: a bounded scan (at most voter_count rows) of the ballots."""
+    """Count every ballot once: a bounded scan (at most ballots_max rows) of the ballots."""
     key = election_key(body.election_id)
     election = load_election(state, body.election_id)
     if election is None:
@@ -277,8 +338,9 @@ def _close(ctx: TxContext, body: CloseBody, state: Overlay) -> Delivery:
     if election.tally is not None:
         return _refuse(Code.VOTE_ALREADY_CLOSED, "election is already closed")
     counts = [0] * len(election.options)
-    rows = list(state.scan(BALLOT_PREFIX + key, limit=election.voter_count + 1))
-    assert len(rows) <= election.voter_count, "more ballots than voters"
+    rows = list(state.scan(BALLOT_PREFIX + key, limit=election.ballots_max + 1))
+    assert len(rows) <= election.ballots_max, "more ballots than the election's bound"
+    assert len(rows) == _ballot_count(state, key), "ballot counter out of step"
     for _, raw in rows:
         counts[_BALLOT_DECODER.decode(raw).option] += 1
     tally = Tally(counts=counts, ballots=len(rows), height=ctx.height, tx_hash=ctx.tx_hash)
@@ -310,6 +372,13 @@ def election_json(election: ElectionRecord) -> dict[str, Any]:
         "start_height": election.start_height,
         "end_height": election.end_height,
         "voter_count": election.voter_count,
+        "ballots_max": election.ballots_max,
+        "eligible_credential": None
+        if election.eligible_credential is None
+        else {
+            "cred_type": election.eligible_credential.cred_type,
+            "issuer_agency": election.eligible_credential.issuer_agency,
+        },
         "height": election.height,
         "tx_hash": election.tx_hash.hex(),
         "closed": election.tally is not None,

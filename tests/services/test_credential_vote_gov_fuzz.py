@@ -56,7 +56,7 @@ _names = st.sampled_from(
         "credential_id", "reason", "election_id", "title", "options", "voters",
         "start_height", "end_height", "option", "proposal_id", "change", "action", "name",
         "public_key", "roles", "new_public_key", "documents", "document_hash", "doc_type",
-        "expires_at_ms",
+        "expires_at_ms", "eligible_credential", "issuer_agency",
     ]
 )  # fmt: skip
 _bodies = st.dictionaries(_names, _values, max_size=7)

@@ -13,6 +13,8 @@ from protocol.tx import Tx
 from services import limits
 from services.app import SeoulApplication
 from services.codes import Code
+from services.credential import credential_id, encode_issue
+from services.credential import encode_revoke as encode_credential_revoke
 from services.genesis import Agency, ServicesGenesis
 from services.gov import (
     AddAgency,
@@ -277,3 +279,31 @@ def test_malformed_changes_are_body_invalid(chain: AppHarness) -> None:
     ]
     txs = [sign(COUNCIL[0], "gov.propose", body) for body in bodies]
     assert run(chain, *txs) == [Code.BODY_INVALID] * len(bodies)
+
+
+def test_rotated_agency_revokes_credentials_issued_under_its_old_key() -> None:
+    issuer = ServicesGenesis(
+        chain_id=CHAIN_ID,
+        agencies=(
+            Agency(name="Licensing", public_key=CITY.public_key, roles=("credential_issuer",)),
+            Agency(name="Other", public_key=DISTRICT.public_key, roles=("credential_issuer",)),
+        ),
+        council=(COUNCIL[0].public_key,),
+        council_threshold=1,
+    )
+    chain = AppHarness(SeoulApplication(issuer), chain_id=CHAIN_ID)
+    body = encode_issue(
+        cred_type="nurse", holder=OUTSIDER.public_key, serial="1", valid_from_ms=0,
+        valid_until_ms=10**12,
+    )  # fmt: skip
+    ident = credential_id(
+        issuer=CITY.public_key, holder=OUTSIDER.public_key, cred_type="nurse", serial="1"
+    )
+    rotate = RotateKey(name="Licensing", new_public_key=CITY_NEW.public_key)
+    assert run(chain, sign(CITY, "credential.issue", body), propose("rot", rotate)) == [
+        Code.OK,
+        Code.OK,
+    ]
+    other = sign(DISTRICT, "credential.revoke", encode_credential_revoke(ident, "not mine"))
+    own = sign(CITY_NEW, "credential.revoke", encode_credential_revoke(ident, "reissued"))
+    assert run(chain, other, own) == [Code.CREDENTIAL_NOT_ISSUER, Code.OK]

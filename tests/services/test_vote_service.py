@@ -13,12 +13,15 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from protocol.crypto import SigningKey
 from protocol.results import TxResult
 from protocol.tx import Tx
+from services import vote
 from services.app import SeoulApplication
 from services.codes import Code
+from services.credential import credential_id, encode_issue
+from services.credential import encode_revoke as encode_credential_revoke
 from services.genesis import Agency, ServicesGenesis
 from services.interface import QueryError
 from services.testing import AppHarness
-from services.vote import VOTERS_MAX, encode_cast, encode_close, encode_create
+from services.vote import VOTERS_MAX, CredentialRule, encode_cast, encode_close, encode_create
 from tests.services.services_helpers import CHAIN_ID, sign
 
 ELECTIONS = SigningKey.from_secret(b"election-office")
@@ -184,7 +187,6 @@ def test_bodies_and_params_are_bounded(chain: AppHarness) -> None:
     bad = [
         create(voters=too_many, election_id="big"),
         create(options=["only"], election_id="one"),
-        create(voters=[], election_id="none"),
         sign(ELECTIONS, "vote.create", {"election_id": "bad id!", "title": "t"}),
         sign(VOTERS[0], "vote.cast", {"election_id": "e", "option": -1}),
         sign(VOTERS[0], "vote.cast", {"election_id": "e", "option": 1, "extra": 0}),
@@ -255,3 +257,88 @@ class ElectionMachine(RuleBasedStateMachine):
 
 ElectionMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=12, deadline=None)
 test_election_model = ElectionMachine.TestCase
+
+
+def credential_genesis() -> ServicesGenesis:
+    return ServicesGenesis(
+        chain_id=CHAIN_ID,
+        agencies=(
+            Agency(
+                name="Elections",
+                public_key=ELECTIONS.public_key,
+                roles=("vote_admin", "credential_issuer"),
+            ),
+            Agency(name="Clerk", public_key=CLERK.public_key, roles=("credential_issuer",)),
+        ),
+    )
+
+
+def resident(voter: SigningKey, *, issuer: SigningKey = ELECTIONS, until: int = 10**12) -> Tx:
+    body = encode_issue(
+        cred_type="resident", holder=voter.public_key, serial=voter.public_key.hex()[:16],
+        valid_from_ms=0, valid_until_ms=until,
+    )  # fmt: skip
+    return sign(issuer, "credential.issue", body)
+
+
+def by_credential(start: int = 3, end: int = 6) -> Tx:
+    rule = CredentialRule(cred_type="resident", issuer_agency="Elections")
+    body = encode_create(
+        election_id="budget-2026", title="t", options=OPTIONS, voters=[], start_height=start,
+        end_height=end, eligible_credential=rule,
+    )  # fmt: skip
+    return sign(ELECTIONS, "vote.create", body)
+
+
+def test_credential_holders_vote() -> None:
+    chain = AppHarness(SeoulApplication(credential_genesis()), chain_id=CHAIN_ID)
+    wrong_issuer = resident(VOTERS[3], issuer=CLERK)
+    short_lived = resident(VOTERS[4], until=2_500)  # block 2 is at 2000 ms, 3 at 3000
+    txs = [by_credential(), resident(VOTERS[0]), resident(VOTERS[1]), wrong_issuer, short_lived]
+    assert run(chain, *txs) == [Code.OK] * 5  # height 1
+    revoked_id = credential_id(
+        issuer=ELECTIONS.public_key,
+        holder=VOTERS[1].public_key,
+        cred_type="resident",
+        serial=VOTERS[1].public_key.hex()[:16],
+    )
+    revoke = sign(ELECTIONS, "credential.revoke", encode_credential_revoke(revoked_id, "moved"))
+    assert run(chain, revoke) == [Code.OK]  # 2
+    casts = [cast(voter, 0) for voter in (VOTERS[0], VOTERS[1], VOTERS[2], VOTERS[3], VOTERS[4])]
+    assert run(chain, *casts) == [  # 3
+        Code.OK,
+        Code.VOTE_NOT_ELIGIBLE,  # revoked
+        Code.VOTE_NOT_ELIGIBLE,  # holds nothing
+        Code.VOTE_NOT_ELIGIBLE,  # issued by another agency
+        Code.VOTE_NOT_ELIGIBLE,  # expired at the block time
+    ]
+    election = chain.query("vote/election", {"id": "budget-2026"}).value
+    assert election["eligible_credential"] == {
+        "cred_type": "resident",
+        "issuer_agency": "Elections",
+    }
+    assert election["ballots_max"] == 1000
+
+
+def test_exactly_one_eligibility_rule(chain: AppHarness) -> None:
+    rule = CredentialRule(cred_type="resident", issuer_agency="Elections")
+    both = encode_create(
+        election_id="both", title="t", options=OPTIONS, voters=[VOTERS[0].public_key],
+        start_height=3, end_height=4, eligible_credential=rule,
+    )  # fmt: skip
+    neither = encode_create(
+        election_id="neither", title="t", options=OPTIONS, voters=[], start_height=3, end_height=4
+    )
+    txs = [sign(ELECTIONS, "vote.create", both), sign(ELECTIONS, "vote.create", neither)]
+    assert run(chain, *txs) == [Code.VOTE_BAD_VOTERS] * 2
+
+
+def test_credential_elections_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vote, "CREDENTIAL_BALLOTS_MAX", 2)
+    chain = AppHarness(SeoulApplication(credential_genesis()), chain_id=CHAIN_ID)
+    run(chain, by_credential(start=2, end=3), *(resident(voter) for voter in VOTERS[:3]))
+    casts = [cast(voter, 1) for voter in VOTERS[:3]]
+    assert run(chain, *casts) == [Code.OK, Code.OK, Code.VOTE_FULL]
+    run(chain)
+    assert run(chain, close()) == [Code.OK]
+    assert results(chain).value["ballots"] == 2
