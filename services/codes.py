@@ -1,18 +1,18 @@
 """Result codes of every tx, in one place (docs/SERVICES.md §Result codes).
 
 A code is part of the block results, hence of the results root and the app hash: once a code
-is published its number never changes and is never reused. Each service owns a block of 100
-codes so that services added later (issue 7) never collide:
+is published its number never changes and is never reused. Each service owns a block of
+codes so that services never collide (SERVICE_CODE_RANGES below is the source of truth):
 
     0          success
     1..99      generic envelope checks, done by the router before any service runs
     100..199   notary
-    200..299   asset history       (reserved, issue 7)
-    300..399   fund flows          (reserved, issue 7)
-    400..499   credentials         (reserved, issue 7)
-    500..599   activity rewards    (reserved, issue 7)
-    600..699   voting              (reserved, issue 7)
-    700..799   governance          (reserved, issue 7)
+    200..249   asset history
+    250..299   fund flows
+    300..349   activity rewards
+    350..399   credentials
+    400..449   voting
+    450..499   governance
 """
 
 from __future__ import annotations
@@ -120,7 +120,6 @@ SERVICE_CODE_RANGES: dict[str, range] = {
     "fund": range(250, 300),
     "reward": range(300, 350),
     "credential": range(350, 400),
-    "rewards": range(500, 600),
     "vote": range(400, 450),
     "gov": range(450, 500),
 }
