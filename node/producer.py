@@ -85,7 +85,12 @@ class BlockProducer:
         now = self._monotonic_ms()
         if not self._should_cut(slot, now):
             return None
-        block = self._build(slot)
+        # A PBFT backup's `Propose` only tells its engine "txs wait here: expect them
+        # ordered, or suspect the primary" (consensus/pbft/engine.py _note_request). An
+        # empty block says that as well as a full one, costs nothing to build, and leaves
+        # the txs pending in the pool for the primary's gossip copy to be ordered.
+        is_backup = status.leader is not None and status.leader != status.node_id
+        block = self._build(slot, with_txs=not is_backup)
         self._last_proposed = (status.round, slot.height)
         self._last_proposal_ms = now
         log.debug("proposing height=%d txs=%d", block.height, len(block.txs))
@@ -110,10 +115,13 @@ class BlockProducer:
             self._last_tx_height + self._config.pipeline_depth
         )
 
-    def _build(self, slot: ProposalSlot) -> Block:
-        txs = self._txs.reap(
-            max_txs=self._config.block_max_txs,
-            max_bytes=self._config.block_max_bytes,
+    def _build(self, slot: ProposalSlot, *, with_txs: bool) -> Block:
+        txs = (
+            self._txs.reap(
+                max_txs=self._config.block_max_txs, max_bytes=self._config.block_max_bytes
+            )
+            if with_txs
+            else []
         )
         exec_height, exec_app_hash, exec_results_root = self._exec_fields(slot.height)
         time_ms = max(self._wall_ms(), self._last_block_time_ms)
