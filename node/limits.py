@@ -62,7 +62,10 @@ rpc_subscription_clients_default = 100
 # --- p2p -----------------------------------------------------------------------------------
 p2p_peers_default = 50
 p2p_send_queue_default = 1_024  # frames per peer
-p2p_frame_bytes_default = protocol_limits.block_bytes_max + 64 * 1024
+# A PBFT VIEW-CHANGE carries the prepared blocks above the stable checkpoint, so one frame
+# must hold several blocks (consensus/pbft/codec.py caps a message at 4 blocks' worth).
+# Frames are length-checked before any allocation, so the cap costs memory only when used.
+p2p_frame_bytes_default = 4 * protocol_limits.block_bytes_max + 64 * 1024
 p2p_handshake_timeout_s_default = 10.0
 p2p_dial_timeout_s_default = 3.0
 p2p_backoff_s_min_default = 0.1

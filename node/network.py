@@ -73,7 +73,7 @@ class NodeNetwork:
             p2p.register_channel(
                 CHANNEL_CONSENSUS,
                 self._on_consensus,
-                send_queue_max=4_096,
+                send_queue_max=1_024,
                 message_bytes_max=message_bytes_max,
             )
         self.gossip = TxGossip(
