@@ -6,6 +6,7 @@ nodes all commit, and every node holds the same block hashes and app hashes."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from tests.node.cluster_helpers import CHAIN, local_net
 pytestmark = pytest.mark.slow
 
 
-async def _wait(predicate, timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
+async def _wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while asyncio.get_running_loop().time() < deadline:
         if predicate():
