@@ -293,6 +293,13 @@ class EventBus:
         self._subscriptions.append(subscription)
         return subscription
 
+    def wants(self, kind: str) -> bool:
+        """Whether any subscription could match an event of `kind`, so a publisher can skip
+        building events (one per tx) that nobody listens to."""
+        return any(
+            subscription.query.event_kind in (None, kind) for subscription in self._subscriptions
+        )
+
     def publish(self, event: NodeEvent) -> None:
         """Deliver to every matching subscription. Never blocks, never raises for a
         subscriber's sake."""

@@ -382,16 +382,17 @@ class Node:
         sealed = executed.sealed
         height = sealed.height
         results = executed.outcome.results
-        for index, (tx, tx_hash) in enumerate(
-            zip(sealed.block.txs, executed.tx_hashes, strict=True)
-        ):
-            committed = CommittedTx(
-                tx_hash=tx_hash, height=height, index=index, tx=tx, result=results[index]
-            )
-            self.waiters.resolve(committed)
-            if len(self.bus):
-                self.bus.publish(tx_event(committed, executed))
-        if len(self.bus):
+        publish_txs = self.bus.wants("Tx")
+        if publish_txs or len(self.waiters):  # one event per tx: skip it if nobody listens
+            pairs = zip(sealed.block.txs, executed.tx_hashes, strict=True)
+            for index, (tx, tx_hash) in enumerate(pairs):
+                committed = CommittedTx(
+                    tx_hash=tx_hash, height=height, index=index, tx=tx, result=results[index]
+                )
+                self.waiters.resolve(committed)
+                if publish_txs:
+                    self.bus.publish(tx_event(committed, executed))
+        if self.bus.wants("NewBlock"):
             self.bus.publish(new_block_event(executed))
 
     # --- NodeApi: info ----------------------------------------------------------------------

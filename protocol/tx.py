@@ -10,6 +10,7 @@ most once, ever, whatever the bytes around it, so re-encoding or re-signing cann
 
 from __future__ import annotations
 
+import functools
 import string
 from dataclasses import dataclass, field
 
@@ -29,7 +30,10 @@ _CHAIN_ID_CHARS = frozenset(string.ascii_lowercase + string.digits + "-_.")
 _KIND_CHARS = frozenset(string.ascii_lowercase + string.digits + "_.")
 
 
+@functools.lru_cache(maxsize=256)
 def chain_id_invalid(chain_id: str) -> str | None:
+    """Cached: every tx of a block names the same chain id and few kinds, and this check ran
+    once per tx decode."""
     if not 1 <= len(chain_id) <= limits.chain_id_bytes_max:
         return f"chain id must be 1..{limits.chain_id_bytes_max} characters"
     if not set(chain_id) <= _CHAIN_ID_CHARS:
@@ -37,6 +41,7 @@ def chain_id_invalid(chain_id: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
 def kind_invalid(kind: str) -> str | None:
     if not 1 <= len(kind) <= limits.kind_bytes_max:
         return f"kind must be 1..{limits.kind_bytes_max} characters"

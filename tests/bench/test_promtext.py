@@ -1,0 +1,62 @@
+"""Prometheus text parsing and per-run figures (bench/promtext.py)."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from bench import promtext
+
+
+def exposition(height: float, sent: dict[str, float], rejected: dict[str, float]) -> str:
+    """A real prometheus_client exposition with the node's metric names."""
+    registry = CollectorRegistry()
+    Gauge("seoulchain_consensus_height", "h", registry=registry).set(height)
+    block_txs = Histogram("seoulchain_consensus_block_txs", "b", registry=registry)
+    for _ in range(int(height)):
+        block_txs.observe(5)
+    bytes_sent = Counter("seoulchain_p2p_bytes_sent", "s", ["peer"], registry=registry)
+    for peer, value in sent.items():
+        bytes_sent.labels(peer=peer).inc(value)
+    messages = Counter(
+        "seoulchain_consensus_messages", "m", ["type", "direction"], registry=registry
+    )
+    messages.labels(type="prepare", direction="out").inc(height * 3)
+    reasons = Counter("seoulchain_mempool_rejected", "r", ["reason"], registry=registry)
+    for reason, value in rejected.items():
+        reasons.labels(reason=reason).inc(value)
+    return generate_latest(registry).decode()
+
+
+def test_parse_reads_names_labels_and_values() -> None:
+    scrape = promtext.parse(exposition(7, {"a": 10, "b": 5}, {"full": 2}))
+    assert scrape.value("seoulchain_consensus_height") == 7.0
+    assert scrape.value("seoulchain_p2p_bytes_sent_total", peer="a") == 10.0
+    assert scrape.total("seoulchain_p2p_bytes_sent_total") == 15.0
+    assert scrape.by_label("seoulchain_mempool_rejected_total", "reason") == {"full": 2.0}
+    assert scrape.total("seoulchain_absent") == 0.0
+    assert scrape.malformed_lines == 0
+
+
+def test_label_values_with_escapes_commas_and_braces() -> None:
+    text = 'm{a="x,y",b="say \\"hi\\"",c="{}"} 3\nm2 4 1700000000\n'
+    scrape = promtext.parse(text)
+    assert scrape.value("m", a="x,y", b='say "hi"', c="{}") == 3.0
+    assert scrape.value("m2") == 4.0
+
+
+def test_malformed_lines_are_counted_and_skipped() -> None:
+    scrape = promtext.parse('good 1\nbad{a="x" 2\nnovalue\nworse{a=x} 1\nnum notanumber\n')
+    assert scrape.value("good") == 1.0
+    assert scrape.malformed_lines == 4
+
+
+def test_run_figures_are_counter_growth_and_per_block_ratios() -> None:
+    before = promtext.parse(exposition(10, {"a": 1000}, {"full": 1}))
+    after = promtext.parse(exposition(30, {"a": 5000, "b": 1000}, {"full": 4, "expired": 2}))
+    figures = promtext.run_figures(before, after)
+    assert figures["blocks"] == 20.0
+    assert figures["p2p_bytes_sent"] == 5000.0
+    assert figures["p2p_bytes_sent_per_block"] == pytest.approx(250.0)
+    assert figures["consensus_messages_per_block"] == pytest.approx(3.0)
+    assert figures["rejected_by_reason"] == {"expired": 2.0, "full": 3.0}
