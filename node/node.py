@@ -43,6 +43,7 @@ from node.genesis import Genesis, load_genesis
 from node.keys import load_key_file
 from node.mempool import Mempool, MempoolLimits
 from node.metrics import MetricsServer, NodeMetrics
+from node.metrics_sync import MetricsSync
 from node.network import NodeNetwork, net_info_document
 from node.notices import new_block_event, tx_event
 from node.producer import BlockProducer, ProducerConfig
@@ -146,6 +147,7 @@ class Node:
         self.waiters = CommitWaiters(waiters_max=limits.commit_waiters_max)
         self._proposed: dict[int, tuple[float, tuple[bytes, ...]]] = {}  # height -> (t, txs)
         self._last_commit_monotonic: float | None = None
+        self._last_round = self.driver.status().round
         self._started_monotonic = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
         self.failure: BaseException | None = None
@@ -205,6 +207,10 @@ class Node:
             asyncio.create_task(self.commits.run(), name="commits"),
             asyncio.create_task(self.driver.run(), name="driver"),
         ]
+        if self.network is not None:
+            names = {v.public_key: v.name for v in self.chain_genesis.validators}
+            sync = MetricsSync(metrics=self.metrics, network=self.network, peer_names=names)
+            self._tasks.append(asyncio.create_task(sync.run(), name="metrics-sync"))
         for task in self._tasks:
             task.add_done_callback(self._task_ended)
         if self.network is not None:
@@ -326,7 +332,11 @@ class Node:
             self.network.fetch(request)
 
     def _after_step(self, status: EngineStatus) -> None:
-        self.metrics.consensus_view.set(status.round)
+        if status.round > self._last_round:
+            if status.kind == "pbft":  # a Raft term change is an election, not a view change
+                self.metrics.consensus_view_changes_total.inc(status.round - self._last_round)
+            self._last_round = status.round
+            self.metrics.consensus_view.set(status.round)
         block = self.producer.maybe_build(status)
         if block is None:
             return
