@@ -13,7 +13,7 @@ a request id or a client address in a label. docs/METRICS.md lists every metric.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 from prometheus_client import (
@@ -269,8 +269,16 @@ def nop_metrics() -> NodeMetrics:
 class MetricsServer:
     """Serves GET /metrics for one registry on its own port (127.0.0.1 unless configured)."""
 
-    def __init__(self, registry: CollectorRegistry, *, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        before_scrape: Callable[[], None] | None = None,
+    ):
         self._registry = registry
+        self._before_scrape = before_scrape  # copies plain counters in, so a scrape is current
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -298,5 +306,7 @@ class MetricsServer:
             self._runner = None
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if self._before_scrape is not None:
+            self._before_scrape()
         body = generate_latest(self._registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

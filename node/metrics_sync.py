@@ -59,6 +59,10 @@ class MetricsSync:
                 metrics.p2p_messages_total.labels(channel=label, direction=direction).inc(grown)
         for reason, grown in self._delta("drops", stats.drops).items():
             metrics.p2p_dropped_total.labels(reason=str(reason)).inc(grown)
+        # Connections refused or ended for the peer's fault (unknown_key, oversized_frame,
+        # bad_mac, bad_handshake, …) count as drops too, by the same reason vocabulary.
+        for reason, grown in self._delta("refused", stats.rejected_connections).items():
+            metrics.p2p_dropped_total.labels(reason=str(reason)).inc(grown)
         for kind, grown in self._delta("consensus_in", self._network.messages_in).items():
             metrics.consensus_messages_total.labels(type=str(kind), direction="in").inc(grown)
         metrics.p2p_peers.set(len(self._network.p2p.connected_keys()))

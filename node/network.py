@@ -41,6 +41,7 @@ CHANNEL_SYNC = 3
 
 _PEER_INGRESS_MAX = 1_000  # consensus messages queued per peer before dropping
 _REGOSSIP_TXS_MAX = 20_000  # pending txs offered to a peer that (re)connects
+_REJECTIONS_LOGGED = 10  # per reason, before logging only every 1,000th
 
 
 class NodeNetwork:
@@ -173,8 +174,18 @@ class NodeNetwork:
             self.rejected["inbox_full"] += 1
 
     def _reject(self, reason: str, peer_key: bytes, detail: str) -> None:
+        """Counted always; logged for the first few of each reason, then every 1,000th, so a
+        flooding peer cannot flood the log too."""
         self.rejected[reason] += 1
-        log.warning("rejected message from %s: %s (%s)", peer_key.hex()[:12], reason, detail)
+        count = self.rejected[reason]
+        if count <= _REJECTIONS_LOGGED or count % 1_000 == 0:
+            log.warning(
+                "rejected message from %s: %s (%s; %d so far)",
+                peer_key.hex()[:12],
+                reason,
+                detail,
+                count,
+            )
 
     # --- tx gossip --------------------------------------------------------------------------
 
@@ -260,6 +271,7 @@ def net_info_document(network: NodeNetwork, genesis: Genesis) -> dict[str, objec
         "n_peers": len(peers),
         "peers": peers,
         "rejected": dict(network.rejected),
+        "rejected_connections": dict(network.p2p.stats.rejected_connections),
         "messages_in": dict(network.messages_in),
         "messages_out": dict(network.messages_out),
     }

@@ -207,10 +207,13 @@ class Node:
             asyncio.create_task(self.commits.run(), name="commits"),
             asyncio.create_task(self.driver.run(), name="driver"),
         ]
+        self._metrics_sync: MetricsSync | None = None
         if self.network is not None:
             names = {v.public_key: v.name for v in self.chain_genesis.validators}
-            sync = MetricsSync(metrics=self.metrics, network=self.network, peer_names=names)
-            self._tasks.append(asyncio.create_task(sync.run(), name="metrics-sync"))
+            self._metrics_sync = MetricsSync(
+                metrics=self.metrics, network=self.network, peer_names=names
+            )
+            self._tasks.append(asyncio.create_task(self._metrics_sync.run(), name="metrics-sync"))
         for task in self._tasks:
             task.add_done_callback(self._task_ended)
         if self.network is not None:
@@ -218,7 +221,12 @@ class Node:
         await self.rpc.start()
         if self.config.metrics.enabled:
             host, port = _split(self.config.metrics.listen_address)
-            self.metrics_server = MetricsServer(self.metrics.registry, host=host, port=port)
+            self.metrics_server = MetricsServer(
+                self.metrics.registry,
+                host=host,
+                port=port,
+                before_scrape=self._metrics_sync.sync if self._metrics_sync else None,
+            )
             await self.metrics_server.start()
         log.info(
             "node started chain=%s height=%d consensus=%s rpc=%s:%d",
