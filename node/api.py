@@ -106,6 +106,11 @@ class NodeApi(Protocol):
 
     def tx_proof(self, tx_hash: bytes) -> TxProof | None: ...
 
+    def result_proof(self, tx_hash: bytes) -> Any:
+        """protocol.proof.ResultProof for a committed tx once a later sealed header attests
+        its block's results (pipeline_depth heights on); None before that or if unknown."""
+        ...
+
     def query(self, path: str, params: Mapping[str, str]) -> Any:
         """Returns services.interface.QueryResult; raises services.interface.QueryError."""
         ...

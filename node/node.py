@@ -55,6 +55,7 @@ from node.waiters import CommitWaiters
 from p2p.config import P2PConfig, P2PLimits, PeerAddress
 from p2p.manager import P2PNode
 from protocol.crypto import SigningKey, parse_hex
+from protocol.proof import ResultProof
 from protocol.results import TxResult
 from protocol.sealed import SealedBlock
 from protocol.tx import Tx
@@ -498,6 +499,10 @@ class Node:
 
     def tx_proof(self, tx_hash: bytes) -> TxProof | None:
         return self.reader.tx_proof(tx_hash)
+
+    def result_proof(self, tx_hash: bytes) -> ResultProof | None:
+        depth = self.chain_genesis.consensus.pipeline_depth
+        return self.reader.result_proof(tx_hash, pipeline_depth=depth)
 
     def query(self, path: str, params: Mapping[str, str]) -> QueryResult:
         height = self.store.committed_height()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from node.api import CommittedTx, TxProof
 from protocol import merkle
 from protocol.block import decode_block
+from protocol.proof import ResultProof, make_result_proof
 from protocol.results import TxResult, decode_results
 from protocol.seal import decode_seal
 from protocol.sealed import SealedBlock
@@ -69,3 +70,17 @@ class ChainReader:
             header=sealed.block.header,
             seal=sealed.seal,
         )
+
+    def result_proof(self, tx_hash: bytes, *, pipeline_depth: int) -> ResultProof | None:
+        location = self._store.tx_location(tx_hash)
+        if location is None:
+            return None
+        height, index = location
+        attesting = self.sealed_block(height + pipeline_depth)
+        if attesting is None:
+            return None  # not attested yet: the producer cuts proof blocks soon
+        sealed = self.sealed_block(height)
+        results = self.block_results(height)
+        assert sealed is not None
+        assert results is not None
+        return make_result_proof(sealed=sealed, results=results, index=index, attesting=attesting)

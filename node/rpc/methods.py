@@ -29,6 +29,7 @@ from node.rpc.params import Params, parse_tx_text
 from node.rpc.search import search_txs
 from protocol.crypto import sha256
 from protocol.encoding import DecodeError
+from protocol.proof_json import proof_to_json
 from protocol.sealed import SealedBlock
 from protocol.tx import decode_tx
 from services.interface import QueryError, QueryResult
@@ -93,6 +94,7 @@ class RpcMethods:
             "commit": spec(self.commit, ("height",)),
             "tx": spec(self.tx, ("hash", "prove")),
             "tx_proof": spec(self.tx_proof, ("hash",)),
+            "tx_result_proof": spec(self.tx_result_proof, ("hash",)),
             "tx_search": spec(
                 self.tx_search, ("query", "prove", "page", "per_page", "order_by"), expensive=True
             ),
@@ -245,6 +247,17 @@ class RpcMethods:
     async def tx_proof(self, params: Params, context: CallContext) -> Any:
         """The bare proof JSON: save the result as a file for `seoulchain verify`."""
         return self._proof_json(params.hash("hash"))
+
+    async def tx_result_proof(self, params: Params, context: CallContext) -> Any:
+        """Proof of a tx's execution result (code, log, data) against the later sealed
+        header that attests its block's results root; `seoulchain verify` reads it too."""
+        tx_hash = params.hash("hash")
+        proof = self._node.result_proof(tx_hash)
+        if proof is None:
+            raise RpcFault(
+                NOT_FOUND, "Not found", f"no attested result for tx {tx_hash.hex()} (yet)"
+            )
+        return proof_to_json(proof)
 
     def _proof_json(self, tx_hash: bytes) -> dict[str, Any]:
         proof = self._node.tx_proof(tx_hash)

@@ -18,6 +18,7 @@ INFO_METHODS = (
     "commit",
     "tx",
     "tx_proof",
+    "tx_result_proof",
     "tx_search",
     "query",
 )

@@ -14,6 +14,7 @@ from node.config import Config
 from node.genesis import ConsensusParams, Genesis, GenesisAgency, GenesisValidator
 from node.node import Node
 from protocol.crypto import SigningKey
+from protocol.proof import verify_result_proof
 from protocol.tx import sign_tx
 from services.notary import encode_anchor
 from storage.leveldb import LevelDbChainStore
@@ -76,8 +77,17 @@ async def test_anchor_commits_survives_restart_and_replay_is_refused(tmp_path: P
     assert sealed.invalid_for(genesis.validator_set()) is None
     record = node.query("notary/document", {"hash": "11" * 32})
     assert record.found
-    # Let the proof blocks land, then restart from the same store.
+    # Let the proof blocks land: then the result itself is provable offline.
     await asyncio.sleep(0.2)
+    result_proof = node.result_proof(tx.hash())
+    assert result_proof is not None, "proof blocks should have attested the result"
+    verified = verify_result_proof(
+        result_proof,
+        genesis.validator_set(),
+        CHAIN,
+        pipeline_depth=genesis.consensus.pipeline_depth,
+    )
+    assert verified.result.code == 0
     height = node.latest_height()
     app_hash = node.app_hash(height)
     await node.stop()
