@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import cluster as cluster_module
-from bench import faults, plots, prom, report, results, runner, txgen
+from bench import faults, mixload, plots, prom, report, results, runner, setup, txgen
 from bench.cluster import Cluster, ClusterError
 from node.client import RpcClient, RpcError, RpcTransportError
 
@@ -196,9 +196,15 @@ async def _poll_bounded(client: RpcClient, method: str) -> Any:
         return await _poll(lambda: client.call(method))
 
 
-def sign(
-    args: argparse.Namespace, cluster: Cluster, plan: Plan
-) -> tuple[list[list[txgen.SignedTx]], list[txgen.SignedTx], dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class Signed:
+    per_run: list[list[txgen.SignedTx]]
+    ready_txs: list[txgen.SignedTx]
+    section: dict[str, Any]  # results.json `signing`
+    mix: mixload.MixLoad | None  # --mix: the setup to commit before the runs
+
+
+def sign(args: argparse.Namespace, cluster: Cluster, plan: Plan) -> Signed:
     keys = agency_keys(args, cluster)
     chain_id, height, consensus = asyncio.run(chain_context(cluster))
     spec = txgen.LoadSpec(
@@ -207,6 +213,8 @@ def sign(
         tx_bytes=args.tx_bytes,
         run_tag=f"bench/{time.time_ns()}/{random.getrandbits(32)}",
     )
+    if getattr(args, "mix", None):
+        return _sign_mix(args, spec, keys, plan, consensus)
     total = READY_TXS + sum(plan.counts)
     log.info("signing %d txs with %d agencies", total, len(keys))
     signed = txgen.sign_all(spec, keys, total, workers=args.sign_workers)
@@ -215,34 +223,71 @@ def sign(
     for count in plan.counts:
         per_run.append(txs[position : position + count])
         position += count
-    sizes = [tx.size for tx in txs]
-    section = {
-        "txs": total,
-        "seconds": signed.sign_seconds,
-        "txs_per_s": total / signed.sign_seconds if signed.sign_seconds else None,
-        "workers": signed.workers,
-        "agencies": len(keys),
+    section = _signing_section(args, spec, txs, signed.sign_seconds, signed.workers, consensus)
+    section["txs"] = total
+    section["agencies"] = len(keys)
+    return Signed(per_run, txs[:READY_TXS], section, None)
+
+
+def _sign_mix(
+    args: argparse.Namespace,
+    spec: txgen.LoadSpec,
+    keys: list[Any],
+    plan: Plan,
+    consensus: str | None,
+) -> Signed:
+    """The ready probe stays a few notary anchors; setup and runs come from bench/mix.py."""
+    ready = txgen.sign_all(spec, keys, READY_TXS, workers=0).txs
+    log.info("signing a %s mix: %d run txs and their setup", args.mix, sum(plan.counts))
+    load = mixload.prepare(spec, keys, args.mix, plan.counts, workers=args.sign_workers)
+    everything = [tx for stage in load.setup for tx in stage] + [
+        tx for txs in load.per_run for tx in txs
+    ]
+    section = _signing_section(args, spec, everything, load.sign_seconds, load.workers, consensus)
+    section["txs"] = len(everything)
+    section["agencies"] = len(keys)
+    section["kind"] = "mix"
+    section["mix"] = {"weights": dict(args.mix), **load.section()}
+    return Signed(load.per_run, ready, section, load)
+
+
+def _signing_section(
+    args: argparse.Namespace,
+    spec: txgen.LoadSpec,
+    txs: list[txgen.SignedTx],
+    seconds: float,
+    workers: int,
+    consensus: str | None,
+) -> dict[str, Any]:
+    sizes = [tx.size for tx in txs] or [0]
+    return {
+        "seconds": seconds,
+        "txs_per_s": len(txs) / seconds if seconds else None,
+        "workers": workers,
         "tx_bytes_target": args.tx_bytes,
         "tx_bytes_mean": sum(sizes) / len(sizes),
         "kind": txgen.ANCHOR_KIND,
-        "chain_id": chain_id,
+        "chain_id": spec.chain_id,
         "consensus": consensus,
     }
-    return per_run, txs[:READY_TXS], section
 
 
 async def run_plan(
     cluster: Cluster,
     plan: Plan,
-    per_run: list[list[txgen.SignedTx]],
-    ready_txs: list[txgen.SignedTx],
+    signed: Signed,
     server: prom.PrometheusServer | None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    ready_s = await wait_ready(cluster, ready_txs)
+    ready_s = await wait_ready(cluster, signed.ready_txs)
     log.info("cluster ready in %.1f s", ready_s)
+    setup_section = None
+    if signed.mix is not None:
+        await wait_quiet(cluster)
+        setup_section = await setup.run_setup(cluster, signed.mix)
+        log.info("mix setup committed: %s", setup_section)
     summaries: list[dict[str, Any]] = []
     figures: dict[str, Any] = {}
-    for spec, txs in zip(plan.specs, per_run, strict=True):
+    for spec, txs in zip(plan.specs, signed.per_run, strict=True):
         await wait_quiet(cluster)
         log.info("run %s: %d txs for %g s", spec.label, len(txs), spec.duration_s)
         summary = await runner.measure(cluster, txs, spec)
@@ -250,7 +295,8 @@ async def run_plan(
         if server is not None:
             window = summary["drain_end_s"]
             figures[spec.label] = await asyncio.to_thread(server.report_figures, window)
-    return summaries, {"ready_s": ready_s, "prometheus_figures": figures}
+    extra = {"ready_s": ready_s, "prometheus_figures": figures, "setup": setup_section}
+    return summaries, extra
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -259,12 +305,14 @@ def run_bench(args: argparse.Namespace) -> int:
     document: dict[str, Any] = {
         "schema": results.SCHEMA_NAME,
         "version": results.SCHEMA_VERSION,
+        "minor_version": results.SCHEMA_MINOR_VERSION,
         "started_at": results.utc_now(),
         "command": ["seoulchain", "bench", *args.argv],
         "config": config_section(args),
         "environment": results.environment(),
         "sweep": None,
         "prometheus": None,
+        "setup": None,
     }
     plan = plan_runs(args)
     cluster = obtain_cluster(args, out)
@@ -273,10 +321,12 @@ def run_bench(args: argparse.Namespace) -> int:
         document["cluster"] = cluster_section(args, cluster)
         if args.prometheus:
             server = start_prometheus(out, cluster)
-        per_run, ready_txs, document["signing"] = sign(args, cluster, plan)
+        signed = sign(args, cluster, plan)
+        document["signing"] = signed.section
         document["cluster"]["consensus"] = document["signing"]["consensus"]
-        runs, extra = asyncio.run(run_plan(cluster, plan, per_run, ready_txs, server))
+        runs, extra = asyncio.run(run_plan(cluster, plan, signed, server))
         document["runs"] = runs
+        document["setup"] = extra["setup"]
         document["cluster"]["ready_s"] = extra["ready_s"]
         if server is not None:
             document["prometheus"] = {
@@ -355,8 +405,9 @@ def config_section(args: argparse.Namespace) -> dict[str, Any]:
         "prometheus",
         "keep_prometheus",
         "seed",
+        "mix",
     ]
-    section = {key: getattr(args, key) for key in keys}
+    section = {key: getattr(args, key, None) for key in keys}
     section["warmup_s"] = plan_runs(args).specs[0].warmup_s
     section["drain_s"] = float(args.drain)
     section["attach"] = str(args.attach) if args.attach else None
@@ -377,4 +428,11 @@ def cluster_section(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any
     }
 
 
-USER_ERRORS = (BenchError, ClusterError, faults.FaultError, txgen.TxGenError, runner.RunError)
+USER_ERRORS = (
+    BenchError,
+    ClusterError,
+    faults.FaultError,
+    txgen.TxGenError,
+    runner.RunError,
+    setup.SetupError,
+)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import app, schedule
+from bench import app, mix, schedule
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,13 @@ def _rates(text: str) -> list[float]:
     if not rates:
         raise argparse.ArgumentTypeError("give at least one rate, e.g. 500,1000,2000")
     return sorted(rates)
+
+
+def _mix(text: str) -> dict[str, int]:
+    try:
+        return mix.parse_mix(text)
+    except mix.MixError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,6 +153,13 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
         type=_positive_float(1000.0),
         default=10.0,
         help="open loop: one broadcast_txs call per node turn every this many ms",
+    )
+    load.add_argument(
+        "--mix",
+        type=_mix,
+        metavar="KIND=W,...",
+        help="weights of service kinds (notary, asset, fund, reward, credential, vote), "
+        "e.g. notary=50,asset=20,fund=10,reward=10,credential=5,vote=5; default: notary only",
     )
     load.add_argument("--sign-workers", type=_bounded_int(0, 2), default=2)
     load.add_argument("--fault", metavar="kill-primary@SECONDS")

@@ -52,6 +52,9 @@ class Ledger:
         self.height_max = 0
         self.malformed_events = 0
         self.streams_ended: dict[str, str] = {}  # node -> why its event stream ended early
+        # height -> [(position in the block, our tx index)]: where to read each committed
+        # tx's execution result (block_results) after the run; one entry per commit
+        self.positions: dict[int, list[tuple[int, int]]] = {}
 
     @property
     def pending(self) -> int:
@@ -86,11 +89,12 @@ class Ledger:
             self.malformed_events += 1
             return []
         newly: list[int] = []
-        for tx_hash in hashes:
+        for position, tx_hash in enumerate(hashes):
             index = self._pending.pop(tx_hash, None) if isinstance(tx_hash, str) else None
             if index is not None:
                 self.commit_s[index] = at_s
                 newly.append(index)
+                self.positions.setdefault(height, []).append((position, index))
                 ideal = self.ideal_s[index]
                 assert ideal is not None, "a pending tx always has a send time"
                 self.recent_latencies_s.append(at_s - ideal)

@@ -40,8 +40,9 @@ def _setup(document: dict[str, Any]) -> list[str]:
         f"- command: `{' '.join(document['command'])}`",
         f"- cluster: {cluster.get('nodes_count')} × {cluster.get('consensus')} "
         f"({'launched' if cluster.get('launched') else 'attached'})",
-        f"- txs: notary anchors, ~{signing.get('tx_bytes_mean', 0):.0f} B each, "
+        f"- txs: {_load_text(signing)}, ~{signing.get('tx_bytes_mean', 0):.0f} B each, "
         f"{signing.get('agencies')} agencies",
+        *_setup_line(document.get("setup")),
         f"- signing: {signing.get('txs'):,} txs in {signing.get('seconds', 0):.2f} s "
         f"({signing.get('workers')} worker processes, before the measured runs)",
         f"- machine: {env.get('cpu_count')} CPUs, Python {env.get('python')}, load average "
@@ -49,6 +50,24 @@ def _setup(document: dict[str, Any]) -> list[str]:
         f"- warm-up {config.get('warmup_s')} s excluded from steady-state figures; "
         f"drain up to {config.get('drain_s')} s",
         "",
+    ]
+
+
+def _load_text(signing: dict[str, Any]) -> str:
+    mix = signing.get("mix")
+    if not mix:
+        return "notary anchors"
+    weights = ",".join(f"{name}={weight}" for name, weight in mix.get("weights", {}).items())
+    return f"mix {weights} ({mix.get('citizens')} citizen keys)"
+
+
+def _setup_line(setup: dict[str, Any] | None) -> list[str]:
+    if not setup:
+        return []
+    return [
+        f"- mix setup (committed before the runs): {setup.get('txs', 0):,} txs, "
+        f"{setup.get('elections', 0)} elections, {setup.get('fillers', 0)} filler txs, "
+        f"{setup.get('seconds', 0):.1f} s, height {setup.get('height_after')}"
     ]
 
 
@@ -105,6 +124,8 @@ def _run_detail(run: dict[str, Any]) -> list[str]:
         f"- load generator CPU: {run['loadgen_cpu_s']:.2f} s "
         f"({100 * run.get('loadgen_cpu_share', 0):.0f}% of one core over the run)"
     )
+    lines += _execution(run.get("execution"))
+    lines += _kinds_table(run.get("kinds"))
     lines += _nodes_table(run["nodes"])
     lines += _fault(run.get("fault"))
     consistency = run.get("consistency") or {}
@@ -114,6 +135,46 @@ def _run_detail(run: dict[str, Any]) -> list[str]:
         f"(heights {consistency.get('heights')}, app hash {consistency.get('app_hash')})"
     )
     return [*lines, ""]
+
+
+def _execution(execution: dict[str, Any] | None) -> list[str]:
+    """Committed txs the services refused (code != 0), from block_results after the run."""
+    if not execution:
+        return []
+    line = (
+        f"- refused at execution: {execution.get('refused_total', 0):,} of "
+        f"{execution.get('checked_txs', 0):,} committed txs checked"
+    )
+    if execution.get("unchecked_blocks"):
+        line += f" ({execution['unchecked_blocks']} blocks not checked)"
+    lines = [line]
+    for key, sample in (execution.get("samples") or {}).items():
+        lines.append(f"  - `{key}` e.g. {sample!r}")
+    return lines
+
+
+def _kinds_table(kinds: dict[str, dict[str, Any]] | None) -> list[str]:
+    if not kinds or list(kinds) == ["notary.anchor"]:
+        return []  # the pure notary load: the run's own figures say it all
+    lines = [
+        "",
+        "| kind | sent | committed | refused at execution | p50 ms | p90 ms | p99 ms | max ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for kind, entry in kinds.items():
+        latency = entry.get("latency") or {}
+        codes = entry.get("refused_by_code") or {}
+        refused = f"{entry.get('refused_at_execution', 0):,}" + (
+            " (" + ", ".join(f"{code}: {count}" for code, count in codes.items()) + ")"
+            if codes
+            else ""
+        )
+        lines.append(
+            f"| {kind} | {entry['sent']:,} | {entry['committed']:,} | {refused} "
+            f"| {_ms(latency.get('p50_s'))} | {_ms(latency.get('p90_s'))} "
+            f"| {_ms(latency.get('p99_s'))} | {_ms(latency.get('max_s'))} |"
+        )
+    return lines
 
 
 def _nodes_table(nodes: dict[str, dict[str, Any]]) -> list[str]:

@@ -9,7 +9,8 @@ Top level (docs/BENCHMARKS-HOWTO.md §results.json has every field):
     sweep: null, or {points, saturation_index, saturation_offered_tps}
     prometheus: null, or {url, kept, figures per run label}
     teardown: what happened to the cluster
-A reader must accept unknown extra fields (additions do not bump the version).
+A reader must accept unknown extra fields (additions do not bump the version; they bump
+`minor_version`, SCHEMA_MINOR_VERSION below).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 
 SCHEMA_NAME = "seoulchain-bench"
 SCHEMA_VERSION = 1
+# Additions within version 1 (readers ignore unknown fields): 1 = `minor_version`, `setup`,
+# `signing.mix`, `runs[].kinds`, `runs[].execution` (--mix, issue 7).
+SCHEMA_MINOR_VERSION = 1
 REQUIRED_TOP_LEVEL = (
     "schema",
     "version",

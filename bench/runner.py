@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench import faults, stats
+from bench import faults, kinds, outcomes, stats
 from bench.cluster import Cluster
 from bench.ledger import Ledger
 from bench.loadgen import (
@@ -171,6 +171,7 @@ async def _measure_with(
     await sampler.snapshot(sampler.after)
     sampler.proc_snapshot(sampler.proc_after)
     consistency = await check_consistency(cluster, clients)
+    execution = await _execution_outcomes(cluster, clients, ledger, txs)
     return summarise(
         spec,
         ledger,
@@ -181,7 +182,19 @@ async def _measure_with(
         loadgen_cpu_s=loadgen_cpu_s,
         fault=faults.analyse(record, ledger.blocks, send_end_s=send_end_s) if record else None,
         consistency=consistency,
+        kinds_by_index=[tx.kind for tx in txs],
+        execution=execution,
     )
+
+
+async def _execution_outcomes(
+    cluster: Cluster, clients: dict[str, RpcClient], ledger: Ledger, txs: Sequence[SignedTx]
+) -> outcomes.Outcomes | None:
+    """Execution results of our committed txs, read from the first live node."""
+    alive = cluster.alive()
+    if not alive:
+        return None
+    return await outcomes.check(clients[alive[0].name], ledger, [tx.kind for tx in txs])
 
 
 async def _send(
@@ -277,6 +290,8 @@ def summarise(
     loadgen_cpu_s: float,
     fault: dict[str, Any] | None,
     consistency: dict[str, Any],
+    kinds_by_index: Sequence[str] | None = None,
+    execution: outcomes.Outcomes | None = None,
 ) -> dict[str, Any]:
     """The run's entry in results.json (docs/BENCHMARKS-HOWTO.md describes every field)."""
     seconds = max(1.0, drain_end_s)
@@ -310,6 +325,12 @@ def summarise(
         else None,
         "fault": fault,
         "consistency": consistency,
+        "execution": execution.to_json() if execution else None,
+        "kinds": kinds.kind_figures(
+            ledger, kinds_by_index, warmup_s=spec.warmup_s, outcomes=execution
+        )
+        if kinds_by_index is not None
+        else None,
         "series": _series(ledger, sampler, seconds=seconds),
     }
 

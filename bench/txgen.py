@@ -26,7 +26,7 @@ import multiprocessing
 import os
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +74,7 @@ class SignedTx:
     text: str  # base64 of the canonical encoding: the wire form, encoded before the run
     size: int  # encoded bytes
     hash_hex: str  # lowercase hex SHA-256 of the encoding, as NewBlock's tx_hashes has it
+    kind: str = ANCHOR_KIND  # the tx kind, for per-kind figures (--mix)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,8 +176,12 @@ def _encode_one(
         body=body,
     )
     raw = tx.encode()
+    return _signed(raw, ANCHOR_KIND)
+
+
+def _signed(raw: bytes, kind: str) -> SignedTx:
     return SignedTx(
-        base64.b64encode(raw).decode("ascii"), len(raw), hashlib.sha256(raw).hexdigest()
+        base64.b64encode(raw).decode("ascii"), len(raw), hashlib.sha256(raw).hexdigest(), kind
     )
 
 
@@ -231,4 +236,70 @@ def sign_all(spec: LoadSpec, keys: Sequence[SigningKey], count: int, *, workers:
         for future in futures:
             txs.extend(future.result())
     assert len(txs) == count
+    return SignResult(txs, time.perf_counter() - started, workers)
+
+
+# --- drafts of any kind (--mix) ------------------------------------------------------------
+
+NonceDraft = tuple[int, int, str, bytes]  # (signer slot, nonce, kind, body)
+
+
+def anchor_maker(spec: LoadSpec, key: SigningKey) -> Callable[[int], bytes]:
+    """Body of mixed-load anchor j: padded like the pure load, document hashes under their
+    own tag (`run_tag/mix`), so they never collide with the ready probe's anchors."""
+    pads = [_padding_of(padded_metadata(spec, key, j)) for j in range(len(DOC_TYPES))]
+    tag = f"{spec.run_tag}/mix"
+
+    def anchor(j: int) -> bytes:
+        metadata = {**base_metadata(j), **pads[j % len(DOC_TYPES)]}
+        return encode_anchor_body(document_hash(tag, j), DOC_TYPES[j % len(DOC_TYPES)], metadata)
+
+    return anchor
+
+
+def sign_draft_chunk(
+    chain_id: str, expiry_height: int, seeds: Sequence[bytes], drafts: Sequence[NonceDraft]
+) -> list[SignedTx]:
+    """Sign drafts whose nonces are already chosen. Runs in a worker."""
+    keys: dict[int, SigningKey] = {}
+    signed = []
+    for slot, nonce, kind, body in drafts:
+        key = keys.get(slot) or keys.setdefault(slot, SigningKey(seeds[slot]))
+        tx = sign_tx(
+            key,
+            chain_id=chain_id,
+            nonce=nonce,
+            expiry_height=expiry_height,
+            kind=kind,
+            body=body,
+        )
+        signed.append(_signed(tx.encode(), kind))
+    return signed
+
+
+def sign_drafts(
+    spec: LoadSpec,
+    seeds: Sequence[bytes],
+    drafts: Sequence[NonceDraft],
+    *,
+    workers: int,
+) -> SignResult:
+    """Like sign_all, for drafts of any kind: chunks of SIGN_CHUNK_TXS in a spawn pool."""
+    chunks = [drafts[s : s + SIGN_CHUNK_TXS] for s in range(0, len(drafts), SIGN_CHUNK_TXS)]
+    started = time.perf_counter()
+    txs: list[SignedTx] = []
+    if workers <= 0 or len(chunks) <= 1:
+        for chunk in chunks:
+            txs.extend(sign_draft_chunk(spec.chain_id, spec.expiry_height, seeds, chunk))
+        return SignResult(txs, time.perf_counter() - started, 0)
+    workers = min(workers, SIGN_WORKERS_MAX, len(chunks))
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [
+            pool.submit(sign_draft_chunk, spec.chain_id, spec.expiry_height, seeds, chunk)
+            for chunk in chunks
+        ]
+        for future in futures:
+            txs.extend(future.result())
+    assert len(txs) == len(drafts)
     return SignResult(txs, time.perf_counter() - started, workers)
