@@ -49,6 +49,15 @@ FetchFn = Callable[[FetchRequest], None]
 AfterStepFn = Callable[[EngineStatus], None]
 
 
+class EngineCall:
+    """A call into an engine method other than `step` (e.g. Raft's leadership transfer on
+    shutdown), run by the stepping task like an event so its Output is honoured in order."""
+
+    def __init__(self, call: Callable[[Engine], Output]) -> None:
+        self.call = call
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
 class EngineDriver:
     def __init__(
         self,
@@ -72,7 +81,7 @@ class EngineDriver:
         self._after_step = after_step
         self._tick_s = tick_ms / 1000
         self._peer_inbox: asyncio.Queue[Received] = asyncio.Queue(maxsize=peer_inbox_max)
-        self._control: deque[Event] = deque()
+        self._control: deque[Event | EngineCall] = deque()
         self._wakeup = asyncio.Event()
         self._tick_pending = False
         self._persisting: asyncio.Future[None] | None = None
@@ -93,6 +102,13 @@ class EngineDriver:
         self._wakeup.set()
         return True
 
+    async def call(self, call: Callable[[Engine], Output]) -> None:
+        """Run `call(engine)` on the stepping task and wait until its Output is honoured."""
+        engine_call = EngineCall(call)
+        self._control.append(engine_call)
+        self._wakeup.set()
+        await engine_call.done
+
     def post_control(self, event: Event) -> None:
         """The node's own events; bounded by construction (see the module docstring)."""
         assert not isinstance(event, Received)
@@ -101,6 +117,11 @@ class EngineDriver:
 
     def status(self) -> EngineStatus:
         return self._engine.status()
+
+    @property
+    def engine(self) -> Engine:
+        """Read-only use (status, optional engine methods handed to `call`)."""
+        return self._engine
 
     @property
     def peer_inbox_depth(self) -> int:
@@ -132,7 +153,7 @@ class EngineDriver:
                 self._tick_pending = False
             await self._step(event)
 
-    async def _next_event(self) -> Event:
+    async def _next_event(self) -> Event | EngineCall:
         while True:
             if self._control:
                 return self._control.popleft()
@@ -141,10 +162,15 @@ class EngineDriver:
             self._wakeup.clear()
             await self._wakeup.wait()
 
-    async def _step(self, event: Event) -> None:
+    async def _step(self, event: Event | EngineCall) -> None:
         """Step the engine once and honour its Output before the next step: only this task
         steps the engine, so the persist-send-commit order holds across steps too."""
         started = time.perf_counter()
+        if isinstance(event, EngineCall):
+            output = event.call(self._engine)
+            await self._honour(output)
+            event.done.set_result(None)
+            return
         output = self._engine.step(event)
         self.steps_total += 1
         self.step_seconds_total += time.perf_counter() - started

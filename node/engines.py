@@ -13,6 +13,9 @@ from consensus.follower import FollowerConfig, FollowerEngine
 from consensus.pbft.codec import PbftCodec
 from consensus.pbft.config import PbftConfig
 from consensus.pbft.engine import PbftEngine
+from consensus.raft.codec import RaftCodec
+from consensus.raft.config import RaftConfig
+from consensus.raft.engine import RaftEngine
 from consensus.solo import SoloConfig, SoloEngine
 from consensus.types import BlockExecuted, Engine, MessageCodec
 from node.genesis import Genesis
@@ -36,6 +39,8 @@ def build_engine(
     key: SigningKey,
     store: ChainStore,
     view_change_timeout_ticks: int,
+    election_timeout_ticks: int,
+    heartbeat_ticks: int,
     rng: random.Random,
 ) -> BuiltEngine:
     kind = genesis.consensus.kind
@@ -72,6 +77,29 @@ def build_engine(
             rng=rng,
         )
         return BuiltEngine(engine=pbft, codec=PbftCodec(pbft_config))
+    if kind == "raft":
+        settings = genesis.consensus.raft
+        raft_config = RaftConfig(
+            chain_id=genesis.chain_id,
+            validators=validators,
+            node_id=validators.index_of(key.public_key) or 0,
+            pipeline_depth=genesis.consensus.pipeline_depth,
+            election_timeout_ticks=election_timeout_ticks,
+            heartbeat_ticks=heartbeat_ticks,
+            pre_vote=settings.pre_vote,
+            check_quorum=settings.check_quorum,
+            max_entries_per_append=settings.max_entries_per_append,
+        )
+        raft = RaftEngine(
+            raft_config,
+            key=key,
+            restored=store.consensus_load(),
+            committed_height=height,
+            committed_hash=block_hash,
+            executed=_recent_executions(store, height, genesis.consensus.pipeline_depth),
+            rng=rng,
+        )
+        return BuiltEngine(engine=raft, codec=RaftCodec(raft_config))
     if kind == "solo":
         config = SoloConfig(
             chain_id=genesis.chain_id,
