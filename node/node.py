@@ -106,6 +106,8 @@ class Node:
             key=key,
             store=store,
             view_change_timeout_ticks=config.consensus.view_change_timeout_ticks,
+            election_timeout_ticks=config.consensus.election_timeout_ticks_min,
+            heartbeat_ticks=config.consensus.heartbeat_ticks,
             rng=self._rng,
         )
         self.codec = built.codec
@@ -114,6 +116,7 @@ class Node:
             app=self.app,
             chain_id=genesis.chain_id,
             pipeline_depth=genesis.consensus.pipeline_depth,
+            state=self._state,
         )
         self.commits = CommitPipeline(self.executor, queue_max=limits.commit_queue_blocks_max)
         self.commits.add_listener(self._on_executed)
@@ -215,6 +218,7 @@ class Node:
                 metrics=self.metrics, network=self.network, peer_names=names
             )
             self._tasks.append(asyncio.create_task(self._metrics_sync.run(), name="metrics-sync"))
+            self._tasks.append(asyncio.create_task(self._reoffer_stale_txs(), name="reoffer"))
         for task in self._tasks:
             task.add_done_callback(self._task_ended)
         if self.network is not None:
@@ -238,6 +242,21 @@ class Node:
             self.rpc.port,
         )
 
+    async def _hand_over_leadership(self) -> None:
+        """A Raft leader shutting down gracefully hands leadership to its most up-to-date
+        follower first (thesis §3.10), so the cluster does not sit out an election timeout."""
+        status = self.driver.status()
+        if status.kind != "raft" or status.role != "leader" or self.failure is not None:
+            return
+        transfer = getattr(self.driver.engine, "transfer_leadership", None)
+        if transfer is None or any(task.done() for task in self._tasks):
+            return
+        try:
+            await asyncio.wait_for(self.driver.call(lambda _engine: transfer()), timeout=1.0)
+            await asyncio.sleep(self.config.consensus.tick_ms * 3 / 1000)  # let it leave
+        except TimeoutError:
+            log.warning("leadership transfer did not complete before shutdown")
+
     def _task_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
             return
@@ -253,6 +272,7 @@ class Node:
             self.stopped.set()
 
     async def stop(self) -> None:
+        await self._hand_over_leadership()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -330,6 +350,21 @@ class Node:
             reader=self.reader,
             rng=self._rng,
         )
+
+    async def _reoffer_stale_txs(self) -> None:
+        """Every interval, txs that have waited here since the previous interval go to the
+        leader again (NodeNetwork.reoffer_to_leader says why). Bounded per interval."""
+        assert self.network is not None
+        mark = self.mempool.arrival_mark()
+        while True:
+            await asyncio.sleep(limits.reoffer_interval_s)
+            status = self.driver.status()
+            if status.leader is not None and status.leader != status.node_id:
+                stale = self.mempool.pending_raws_before(mark, limits.reoffer_txs_max)
+                if stale:
+                    queued = self.network.reoffer_to_leader(status.leader, stale)
+                    log.debug("re-offered %d waiting txs to the leader", queued)
+            mark = self.mempool.arrival_mark()
 
     def _send(self, envelope: Envelope) -> None:
         assert self.network is not None, "an engine without peers tried to send"
