@@ -47,6 +47,11 @@ tick_ms_min = 1
 tick_ms_max = 1_000
 block_interval_ms_default = 50
 
+# A backup re-sends txs that waited a whole interval to the leader (which may have refused
+# them while full), well inside a view-change timeout, so a busy leader is not suspected.
+reoffer_interval_s = 0.5
+reoffer_txs_max = 500  # per interval: duplicates cost the leader a hash and a lookup each
+
 # --- RPC -----------------------------------------------------------------------------------
 # CometBFT's defaults (RELIABILITY.md A10), except the batch cap: our clients batch on
 # purpose through broadcast_txs, so JSON-RPC batches stay small.

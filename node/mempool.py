@@ -187,6 +187,21 @@ class Mempool:
         oldest = heapq.nsmallest(max(0, limit), self._entries.values(), key=lambda e: e.seq)
         return [entry.tx for entry in oldest]
 
+    def arrival_mark(self) -> int:
+        """A mark in arrival order: txs admitted from now on come after it."""
+        return self._seq
+
+    def pending_raws_before(self, mark: int, limit: int) -> list[bytes]:
+        """Up to `limit` pending (not in flight) txs admitted at or before `mark`, oldest
+        first: the txs that have waited here at least since the mark was taken."""
+        raws: list[bytes] = []
+        for entry in self._entries.values():  # insertion order is arrival order
+            if entry.seq > mark or len(raws) >= limit:
+                break
+            if not entry.in_flight:
+                raws.append(entry.raw)
+        return raws
+
     # --- admission -----------------------------------------------------------------------
 
     def add(self, raw: bytes) -> Admission:

@@ -42,6 +42,8 @@ CHANNEL_SYNC = 3
 _PEER_INGRESS_MAX = 1_000  # consensus messages queued per peer before dropping
 _REGOSSIP_TXS_MAX = 20_000  # pending txs offered to a peer that (re)connects
 _REJECTIONS_LOGGED = 10  # per reason, before logging only every 1,000th
+# Mempool refusals that may not hold for a later copy of the same tx.
+_PASSING_REFUSALS = frozenset({"full", "signer_quota"})
 
 
 class NodeNetwork:
@@ -208,6 +210,20 @@ class NodeNetwork:
         for raw, admission in zip(raws, admissions, strict=True):
             if admission.added:
                 self.gossip.add(raw)
+            elif admission.reason in _PASSING_REFUSALS:
+                self.gossip.forget(raw)  # a later copy (a re-offer) may be admitted
+
+    def reoffer_to_leader(self, leader: int, raws: list[bytes]) -> int:
+        """Send txs that have waited here too long to the leader again: it may have
+        refused them while its pool was full, and a backup holding txs the leader never
+        orders would end up suspecting a leader that is merely busy. Returns how many
+        were queued."""
+        if not 0 <= leader < self._validators.size:
+            return 0
+        key = self._validators.public_keys[leader]
+        if key == self._own_key or key not in self.p2p.connected_keys():
+            return 0
+        return self.gossip.resend_to_peer(key, raws)
 
     # --- block sync -------------------------------------------------------------------------
 

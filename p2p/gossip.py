@@ -177,6 +177,26 @@ class TxGossip:
             queued += 1
         return queued
 
+    def resend_to_peer(self, peer_key: bytes, txs: list[bytes]) -> int:
+        """Send txs to one peer even if it is known to have them: it refused them earlier
+        (its pool was full) and they are still waiting here. At most `batch_txs_max` per
+        call; returns how many were queued."""
+        bit = self._peer_bit(peer_key)
+        queued = 0
+        for tx in txs[: self._limits.batch_txs_max]:
+            if len(tx) > self._limits.tx_bytes_max:
+                continue
+            self._remember(hashlib.sha256(tx).digest(), origin=None).peer_bits |= bit
+            self._enqueue(peer_key, tx)
+            queued += 1
+        return queued
+
+    def forget(self, tx: bytes) -> None:
+        """Drop what we know of this tx, so that the next copy from a peer is handed to
+        `on_txs` again. The node calls it for a tx its pool refused for a passing reason
+        (full, signer quota): a later copy may well be admitted."""
+        self._seen.pop(hashlib.sha256(tx).digest(), None)
+
     def _peer_bit(self, peer_key: bytes) -> int:
         index = self._peer_index.get(peer_key)
         if index is None:

@@ -126,13 +126,25 @@ class Block:
     txs: tuple[Tx, ...]
     # Encoded tx bytes, kept so re-encoding and hashing a received block costs nothing.
     tx_bytes: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
+    # Memoised derived data (a block is immutable): its hash, its tx hashes and a passed
+    # `invalid()` were recomputed by decode, validation, execution and the tx index, one
+    # SHA-256 per tx each time. Never compared, never shown.
+    _hash: bytes | None = field(default=None, init=False, compare=False, repr=False)
+    _tx_hashes: tuple[bytes, ...] | None = field(
+        default=None, init=False, compare=False, repr=False
+    )
+    _checked: bool = field(default=False, init=False, compare=False, repr=False)
 
     @property
     def height(self) -> int:
         return self.header.height
 
     def hash(self) -> bytes:
-        return self.header.hash()
+        digest = self._hash
+        if digest is None:
+            digest = self.header.hash()
+            object.__setattr__(self, "_hash", digest)
+        return digest
 
     def encoded_txs(self) -> tuple[bytes, ...]:
         if len(self.tx_bytes) == len(self.txs):
@@ -140,10 +152,23 @@ class Block:
         return tuple(tx.encode() for tx in self.txs)
 
     def tx_hashes(self) -> list[bytes]:
-        return [sha256(raw) for raw in self.encoded_txs()]
+        hashes = self._tx_hashes
+        if hashes is None:
+            hashes = tuple(sha256(raw) for raw in self.encoded_txs())
+            object.__setattr__(self, "_tx_hashes", hashes)
+        return list(hashes)
 
     def invalid(self) -> str | None:
-        """Header validity plus body/header agreement (count and Merkle root)."""
+        """Header validity plus body/header agreement (count and Merkle root). A block that
+        passed once passes again (it is immutable), so that answer is remembered."""
+        if self._checked:
+            return None
+        reason = self._first_problem()
+        if reason is None:
+            object.__setattr__(self, "_checked", True)
+        return reason
+
+    def _first_problem(self) -> str | None:
         if (reason := self.header.invalid()) is not None:
             return reason
         if len(self.txs) != self.header.tx_count:

@@ -16,6 +16,9 @@ _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 
 U64_MAX = (1 << 64) - 1
+# A tuple, not `bytes | bytearray | memoryview`: that union is rebuilt on every call, and a
+# Reader is made for every tx of every block.
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
 class DecodeError(ValueError):
@@ -78,7 +81,7 @@ class Reader:
     __slots__ = ("_data", "_offset")
 
     def __init__(self, data: bytes) -> None:
-        if not isinstance(data, bytes | bytearray | memoryview):
+        if not isinstance(data, _BYTES_LIKE):
             raise DecodeError(f"expected bytes, got {type(data).__name__}")
         self._data = bytes(data)
         self._offset = 0

@@ -154,10 +154,37 @@ def sign_tx(
     )
 
 
+# Decoded txs remembered by their exact bytes. A node decodes each tx on admission, then
+# again in every block and consensus message that carries it (a PRE-PREPARE, a VIEW-CHANGE);
+# decoding is a pure function of the bytes and a Tx is immutable, so the later decodes can
+# return the first one's object. Sized above the mempool's default 20,000 txs, so a tx
+# admitted earlier is still here when its block arrives. Only txs up to
+# DECODED_TX_BYTES_CACHED_MAX are kept (a typical tx is ~250 bytes), which bounds the
+# cache at ~32,768 x 2 KiB = 64 MiB even if a flood of large txs passes through decode.
+DECODED_TXS_CACHED = 32_768
+DECODED_TX_BYTES_CACHED_MAX = 768
+
+
 def decode_tx(data: bytes) -> Tx:
     """Strict decode: DecodeError on any non-canonical or invalid encoding."""
     if len(data) > limits.tx_bytes_max:
         raise DecodeError(f"tx is {len(data)} bytes, max {limits.tx_bytes_max}")
+    data = _as_bytes(data)
+    if len(data) > DECODED_TX_BYTES_CACHED_MAX:
+        return _decode_tx_uncached(data)
+    return _decode_tx_cached(data)
+
+
+def _as_bytes(data: object) -> bytes:
+    """Hashable bytes for the cache key (a bytearray is not hashable)."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    raise DecodeError(f"expected bytes, got {type(data).__name__}")
+
+
+def _decode_tx_uncached(data: bytes) -> Tx:
     reader = Reader(data)
     version = reader.u8("version")
     if version != TX_VERSION:
@@ -181,5 +208,9 @@ def decode_tx(data: bytes) -> Tx:
     )
     if (reason := tx.invalid()) is not None:
         raise DecodeError(reason)
-    object.__setattr__(tx, "_encoded", bytes(data))  # canonical: decoding was strict
+    object.__setattr__(tx, "_encoded", data)  # canonical: decoding was strict
     return tx
+
+
+# Failures raise and so are never cached; only valid, canonical txs are remembered.
+_decode_tx_cached = functools.lru_cache(maxsize=DECODED_TXS_CACHED)(_decode_tx_uncached)

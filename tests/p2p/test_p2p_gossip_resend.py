@@ -1,0 +1,84 @@
+"""Re-sending refused txs: `forget` lets a later copy through, `resend_to_peer` ignores
+what the peer is believed to hold, and both stay bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+
+from p2p.gossip import GossipLimits, TxGossip
+
+PEER = b"p" * 32
+
+
+class RecordingTransport:
+    """The GossipTransport a test double must provide: one connected peer, sends kept."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, list[bytes]]] = []
+        self.on_message: Callable[[bytes, bytes], None] | None = None
+
+    def register_channel(
+        self,
+        channel_id: int,
+        on_message: Callable[[bytes, bytes], None],
+        *,
+        send_queue_max: int,
+        message_bytes_max: int,
+    ) -> None:
+        self.on_message = on_message
+
+    def send(self, peer_key: bytes, channel_id: int, payload: bytes) -> bool:
+        self.sent.append((peer_key, msgspec.msgpack.decode(payload, type=list[bytes])))
+        return True
+
+    def connected_keys(self) -> list[bytes]:
+        return [PEER]
+
+
+def make_gossip(delivered: list[bytes]) -> tuple[TxGossip, RecordingTransport]:
+    transport = RecordingTransport()
+    gossip = TxGossip(
+        transport,
+        channel_id=2,
+        on_txs=lambda _peer, txs: delivered.extend(txs),
+        limits=GossipLimits(batch_txs_max=10),
+    )
+    return gossip, transport
+
+
+def sent_txs(transport: RecordingTransport) -> list[bytes]:
+    return [tx for _peer, txs in transport.sent for tx in txs]
+
+
+def test_resend_reaches_a_peer_believed_to_hold_the_tx() -> None:
+    gossip, transport = make_gossip([])
+    assert gossip.add(b"tx-1")
+    gossip.flush()
+    assert sent_txs(transport) == [b"tx-1"]
+    assert gossip.offer_to_peer(PEER, [b"tx-1"]) == 0, "offer skips what the peer has"
+    assert gossip.resend_to_peer(PEER, [b"tx-1"]) == 1
+    gossip.flush()
+    assert sent_txs(transport) == [b"tx-1", b"tx-1"]
+
+
+def test_resend_is_capped_per_call() -> None:
+    gossip, transport = make_gossip([])
+    assert gossip.resend_to_peer(PEER, [b"tx-%d" % i for i in range(25)]) == 10
+    gossip.flush()
+    assert len(sent_txs(transport)) == 10
+
+
+def test_forget_lets_a_later_copy_be_delivered_again() -> None:
+    delivered: list[bytes] = []
+    gossip, transport = make_gossip(delivered)
+    assert transport.on_message is not None
+    batch = msgspec.msgpack.encode([b"tx-9"])
+    transport.on_message(PEER, batch)
+    transport.on_message(PEER, batch)
+    assert delivered == [b"tx-9"], "a duplicate copy is not delivered twice"
+    gossip.forget(b"tx-9")
+    transport.on_message(PEER, batch)
+    assert delivered == [b"tx-9", b"tx-9"]
+    assert gossip.stats.txs_duplicate == 1
