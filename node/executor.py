@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from protocol.crypto import ZERO_HASH
 from protocol.results import encode_results
 from protocol.sealed import SealedBlock
+from services.codes import Code
 from services.interface import Application, BlockInfo, BlockOutcome
 from storage.interface import BlockCommit, ChainStore
 
@@ -181,6 +182,7 @@ class BlockExecutor:
                 results_root=outcome.results_root,
                 app_hash=outcome.app_hash,
                 state_writes=outcome.writes,
+                unindexed_txs=self._already_indexed_replays(tx_hashes, outcome),
             )
         )
         self._state.forget(outcome.writes)
@@ -192,6 +194,18 @@ class BlockExecutor:
             tx_hashes=tx_hashes,
             execute_seconds=executed_at - started,
             store_seconds=stored_at - executed_at,
+        )
+
+    def _already_indexed_replays(
+        self, tx_hashes: tuple[bytes, ...], outcome: BlockOutcome
+    ) -> frozenset[int]:
+        """Txs that executed as replays because the very same tx committed before (a new
+        primary or leader ordered it again): the index keeps pointing at the first copy.
+        Replays are rare, so the store lookups are few."""
+        return frozenset(
+            index
+            for index, result in enumerate(outcome.results)
+            if result.code == Code.REPLAYED and self._store.tx_location(tx_hashes[index])
         )
 
     def _check_links(self, sealed: SealedBlock) -> None:

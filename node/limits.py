@@ -103,3 +103,8 @@ consensus_inbox_max = 10_000
 commit_queue_blocks_max = 64
 # broadcast_tx_commit callers waiting on one node (the RPC layer caps its own share lower).
 commit_waiters_max = 10_000
+
+# Txs of other validators' in-flight blocks held out of our proposals, per height: a block's
+# worth. Heights are bounded by the engine's window, so the total is bounded too.
+held_txs_per_height_max = 4 * protocol_limits.block_txs_max
+held_heights_ahead_max = 256  # >= the PBFT watermark window and the Raft in-flight window

@@ -423,6 +423,19 @@ class Mempool:
         entry.in_flight = True
         self._pending -= 1
 
+    def hold(self, tx_hashes: Iterable[bytes]) -> int:
+        """Take pending txs out of reach of `reap`: they sit in a block another validator
+        proposed (a PBFT pre-prepare, a Raft entry) that may still commit. Without this a
+        new primary or leader proposes them again and they land twice (the second copy
+        executes as a replay). `return_txs` puts them back if that block never commits."""
+        held = 0
+        for tx_hash in tx_hashes:
+            entry = self._entries.get(tx_hash)
+            if entry is not None and not entry.in_flight:
+                self._take_in_flight(entry)
+                held += 1
+        return held
+
     def return_txs(self, tx_hashes: Iterable[bytes]) -> int:
         """Put in-flight txs back (their proposal was abandoned), in arrival order. Txs
         already committed or expired are simply gone; returns how many came back."""

@@ -58,8 +58,10 @@ class NodeNetwork:
         mempool: Mempool,
         reader: ChainReader,
         rng: random.Random,
+        on_carried_block: Callable[[Block], None] = lambda _block: None,
     ) -> None:
         self.p2p = p2p
+        self._on_carried_block = on_carried_block
         self._validators = validators
         self._own_key = own_key
         self._codec = codec
@@ -169,6 +171,8 @@ class NodeNetwork:
                     )
                     break
             else:
+                for block in _carried_blocks(self._codec, message):
+                    self._on_carried_block(block)
                 self._offer(sender, message, peer_key)
 
     def _offer(self, sender: NodeId, message: object, peer_key: bytes) -> None:

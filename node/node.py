@@ -54,6 +54,7 @@ from node.status import status_document
 from node.waiters import CommitWaiters
 from p2p.config import P2PConfig, P2PLimits, PeerAddress
 from p2p.manager import P2PNode
+from protocol.block import Block
 from protocol.crypto import SigningKey, parse_hex
 from protocol.proof import ResultProof
 from protocol.results import TxResult
@@ -150,6 +151,7 @@ class Node:
         )
         self.waiters = CommitWaiters(waiters_max=limits.commit_waiters_max)
         self._proposed: dict[int, tuple[float, tuple[bytes, ...]]] = {}  # height -> (t, txs)
+        self._held: dict[int, set[bytes]] = {}  # height -> txs held for others' proposals
         self._last_commit_monotonic: float | None = None
         self._last_round = self.driver.status().round
         self._started_monotonic = time.monotonic()
@@ -349,6 +351,7 @@ class Node:
             mempool=self.mempool,
             reader=self.reader,
             rng=self._rng,
+            on_carried_block=self._hold_carried_txs,
         )
 
     async def _reoffer_stale_txs(self) -> None:
@@ -407,12 +410,30 @@ class Node:
         self._observe_commit(executed)
         self._announce(executed)
 
+    def _hold_carried_txs(self, block: Block) -> None:
+        """Txs in a block another validator proposed stay out of our own proposals until
+        that height commits, so a new primary or leader does not order them a second time."""
+        committed = self.store.committed_height()
+        if not committed < block.height <= committed + limits.held_heights_ahead_max:
+            return  # already decided, or too far ahead to be honest work (bounded memory)
+        hashes = block.tx_hashes()
+        self.mempool.hold(hashes)
+        held = self._held.setdefault(block.height, set())
+        if len(held) < limits.held_txs_per_height_max:
+            held.update(hashes)
+
     def _release_abandoned_proposals(self, height: int, committed: set[bytes]) -> None:
-        """Our proposals at or below a committed height that did not commit (another block
-        won the height) give their txs back to the pool."""
+        """Our proposals, and blocks we held txs for, at or below a committed height that
+        did not commit (another block won the height) give their txs back to the pool."""
         for proposed_height in [h for h in self._proposed if h <= height]:
             _, hashes = self._proposed.pop(proposed_height)
             leftover = [tx_hash for tx_hash in hashes if tx_hash not in committed]
+            if leftover:
+                self.mempool.return_txs(leftover)
+        for held_height in [h for h in self._held if h <= height]:
+            leftover = [
+                tx_hash for tx_hash in self._held.pop(held_height) if tx_hash not in committed
+            ]
             if leftover:
                 self.mempool.return_txs(leftover)
 

@@ -36,6 +36,9 @@ class BlockCommit:
     results_root: bytes
     app_hash: bytes
     state_writes: Mapping[bytes, bytes | None]  # service state; None deletes
+    # Indices of txs the tx index must not point at: a second inclusion of a tx already
+    # indexed (it executed as a replay), so `tx <hash>` keeps naming the copy that executed.
+    unindexed_txs: frozenset[int] = frozenset()
 
 
 class ChainStore(Protocol):

@@ -261,6 +261,8 @@ def _put_block(batch: Any, commit: BlockCommit) -> None:
     _put(batch, keys.HEIGHT_OF + commit.block_hash, height_bytes)
     put = batch.put
     for index, tx_hash in enumerate(commit.tx_hashes):
+        if index in commit.unindexed_txs:
+            continue
         key = keys.TX_LOCATION + tx_hash
         put(key, seal_value(key, keys.encode_location(commit.height, index)))
     for state_key, value in commit.state_writes.items():

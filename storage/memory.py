@@ -172,6 +172,8 @@ class MemoryChainStore:
         )
         disk.height_of[commit.block_hash] = commit.height
         for index, tx_hash in enumerate(commit.tx_hashes):
+            if index in commit.unindexed_txs:
+                continue
             disk.tx_locations[tx_hash] = (commit.height, index)
         for key, value in commit.state_writes.items():
             _apply_state_write(disk, key, value)

@@ -500,22 +500,13 @@ async def test_sigterm_of_the_leader_hands_over_faster_than_an_election(
         assert moved_s < timeout, f"handover took {moved_s:.2f} s, T is {timeout:.2f} s"
 
 
-# --- known bug: a leader change includes in-flight txs twice -----------------------------
+# --- regression: a leader change must not include in-flight txs twice ------------------
+# Fixed by the mempool holding txs of blocks other validators proposed (node/node.py
+# _hold_carried_txs) and by the tx index keeping the executed copy (node/executor.py).
 
 LEADER_CHANGES = 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a new leader re-proposes txs that sit in uncommitted blocks of its log: the mempool "
-        "marks txs in flight only when this node reaps them (node/mempool.py:378 reap, "
-        ":415 _take_in_flight) and drops them only on commit (node/node.py:402), so blocks "
-        "received from the old leader leave their txs pending; the copy executes as "
-        "REPLAYED (services/router.py:106) and the tx index is overwritten with it "
-        "(storage/leveldb.py:263-265), so `tx` reports code 3 for a tx acknowledged code 0"
-    ),
-)
 async def test_a_leader_change_keeps_every_acknowledged_tx_once_with_its_result(
     tmp_path: Path,
 ) -> None:

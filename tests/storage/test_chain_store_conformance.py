@@ -107,6 +107,21 @@ def test_tx_index(store: ChainStore) -> None:
     assert store.tx_location(b"\x00" * 32) is None
 
 
+def test_unindexed_txs_keep_the_index_on_the_first_copy(store: ChainStore) -> None:
+    """A tx ordered twice (a new primary re-proposed it) executes once; the second copy is
+    a replay and must not move the index away from the copy that executed."""
+    first = fake_commit(1, tx_count=3)
+    store.commit_block(first)
+    again = dataclasses.replace(
+        fake_commit(2, tx_count=3),
+        tx_hashes=[first.tx_hashes[1], *fake_commit(2, tx_count=3).tx_hashes[1:]],
+        unindexed_txs=frozenset({0}),
+    )
+    store.commit_block(again)
+    assert store.tx_location(first.tx_hashes[1]) == (1, 1)
+    assert store.tx_location(again.tx_hashes[1]) == (2, 1)
+
+
 def test_state_writes_overwrite_and_delete(store: ChainStore) -> None:
     store.commit_block(dataclasses.replace(fake_commit(1), state_writes={b"a": b"1", b"b": b"2"}))
     store.commit_block(dataclasses.replace(fake_commit(2), state_writes={b"a": b"3", b"b": None}))
