@@ -3,8 +3,9 @@
 node/engines.py from a raft genesis.
 
 Pins: clusters of 3 and 5 commit the same chain with leader seals; stopping the leader
-abruptly gives a new leader and loses nothing committed; a restarted node catches up, from
-the log or from a snapshot through block sync. Times are logged, never asserted."""
+(which hands over leadership first) gives a new leader and loses nothing committed; a
+restarted node catches up, from the log or from a snapshot through block sync. Times are
+logged, never asserted."""
 
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ async def test_raft_cluster_commits_the_same_chain(tmp_path: Path, count: int) -
             await node.stop()
 
 
-async def test_stopping_the_leader_elects_another_and_loses_nothing(tmp_path: Path) -> None:
+async def test_stopping_the_leader_hands_over_and_loses_nothing(tmp_path: Path) -> None:
     net = _net(tmp_path, 3)
     nodes = {i: await net.start_node(i) for i in range(3)}
     try:
@@ -114,7 +115,7 @@ async def test_stopping_the_leader_elects_another_and_loses_nothing(tmp_path: Pa
         assert await _wait(lambda: len(_leaders(nodes)) == 1, 10)
         (leader,) = _leaders(nodes)
         before = {h: nodes[leader].store.block_hash(h) for h in range(1, top + 1)}
-        await nodes.pop(leader).stop()  # abrupt: no leadership transfer
+        await nodes.pop(leader).stop()  # graceful: it hands over first (kill -9: processes test)
         stopped = time.monotonic()
         assert await _wait(lambda: len(_leaders(nodes)) == 1, 15), "no new leader"
         log.info("new Raft leader %.3f s after the old one stopped", time.monotonic() - stopped)
