@@ -15,7 +15,7 @@ from consensus.pbft.config import PbftConfig
 from consensus.pbft.engine import PbftEngine
 from consensus.raft.codec import RaftCodec
 from consensus.raft.config import RaftConfig
-from consensus.raft.engine import RaftEngine
+from consensus.raft.engine import RaftEngine, RaftStateLost
 from consensus.solo import SoloConfig, SoloEngine
 from consensus.types import BlockExecuted, Engine, MessageCodec
 from node.genesis import Genesis
@@ -40,6 +40,7 @@ def build_engine(
     store: ChainStore,
     view_change_timeout_ticks: int,
     election_timeout_ticks: int,
+    election_timeout_ticks_max: int,
     heartbeat_ticks: int,
     rng: random.Random,
 ) -> BuiltEngine:
@@ -85,20 +86,27 @@ def build_engine(
             node_id=validators.index_of(key.public_key) or 0,
             pipeline_depth=genesis.consensus.pipeline_depth,
             election_timeout_ticks=election_timeout_ticks,
+            election_timeout_ticks_max=election_timeout_ticks_max,
             heartbeat_ticks=heartbeat_ticks,
             pre_vote=settings.pre_vote,
             check_quorum=settings.check_quorum,
             max_entries_per_append=settings.max_entries_per_append,
         )
-        raft = RaftEngine(
-            raft_config,
-            key=key,
-            restored=store.consensus_load(),
-            committed_height=height,
-            committed_hash=block_hash,
-            executed=_recent_executions(store, height, genesis.consensus.pipeline_depth),
-            rng=rng,
-        )
+        try:
+            raft = RaftEngine(
+                raft_config,
+                key=key,
+                restored=store.consensus_load(),
+                committed_height=height,
+                committed_hash=block_hash,
+                executed=_recent_executions(store, height, genesis.consensus.pipeline_depth),
+                rng=rng,
+            )
+        except RaftStateLost as error:
+            raise EngineSetupError(
+                f"{error}; this node's Raft records were lost: wipe its data directory and "
+                "let it resync from the others (restarting as is could vote twice in a term)"
+            ) from None
         return BuiltEngine(engine=raft, codec=RaftCodec(raft_config))
     if kind == "solo":
         config = SoloConfig(

@@ -108,6 +108,7 @@ class Node:
             store=store,
             view_change_timeout_ticks=config.consensus.view_change_timeout_ticks,
             election_timeout_ticks=config.consensus.election_timeout_ticks_min,
+            election_timeout_ticks_max=config.consensus.election_timeout_ticks_max,
             heartbeat_ticks=config.consensus.heartbeat_ticks,
             rng=self._rng,
         )
