@@ -72,7 +72,7 @@ def test_rpc_url_uses_loopback_for_wildcard_listen(tmp_path: Path) -> None:
         ({"consensus": {"tick_ms": 0}}, "consensus.tick_ms: must be between 1 and 1000, got 0"),
         (
             {"consensus": {"election_timeout_ticks_min": 200}},
-            "consensus.election_timeout_ticks_min: must be between 6 and 100",
+            "consensus.election_timeout_ticks_min: must be between 11 and 99",
         ),
         (
             {"mempool": {"max_txs": 10, "max_txs_per_signer": 11}},
