@@ -154,12 +154,12 @@ class FakeNode:
             seal=sealed.seal,
         )
 
-
     def result_proof(self, tx_hash: bytes) -> None:
         """This fake chain does not model the execution lag (its headers attest nothing),
         so no result is ever provable here; tests/node/test_node_solo.py covers the real
         node's result proofs."""
         return None
+
     def query(self, path: str, params: Mapping[str, str]) -> Any:
         if path == "echo":
             return QueryResult(found=True, value=dict(params), height=len(self.blocks))
