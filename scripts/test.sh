@@ -24,6 +24,8 @@ run "$PY" -m ruff format --check .
 run "$PY" -m mypy .
 # Fast tier: pure engines, codecs, storage, services, simulator seed range, in-process RPC.
 run "$PY" -m pytest -q -m "not slow and not sim_long and not soak" -p no:cacheprovider
+# The slow tier runs a real Prometheus server against a live node (Debian's package).
+run bash scripts/install-prometheus.sh
 # Slow tier: real node processes and sockets on 127.0.0.1.
 run "$PY" -m pytest -q -m "slow" -p no:cacheprovider
 exit $status
