@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from consensus.outbox import Outbox
 from consensus.pbft import durable
 from consensus.pbft import messages as m
 from consensus.pbft.checkpoint import StableCheckpoint
-from consensus.pbft.outbox import Outbox
 from consensus.types import BlockExecuted
 
 if TYPE_CHECKING:

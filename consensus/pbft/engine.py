@@ -31,6 +31,7 @@ import random
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 
+from consensus.outbox import Outbox
 from consensus.pbft import durable
 from consensus.pbft import messages as m
 from consensus.pbft.catchup import CatchUp
@@ -38,7 +39,6 @@ from consensus.pbft.checkpoint import CheckpointTracker
 from consensus.pbft.checkpointing import Checkpointing
 from consensus.pbft.config import PbftConfig
 from consensus.pbft.log import FutureBuffer, MessageLog, Slot
-from consensus.pbft.outbox import Outbox
 from consensus.pbft.recovery import Recovery
 from consensus.pbft.validation import WAIT_FOR_EXECUTION, block_invalid
 from consensus.pbft.view_changes import ViewChanges

@@ -23,9 +23,9 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from consensus.outbox import Outbox
 from consensus.pbft import messages as m
 from consensus.pbft.catchup import verify_fetched
-from consensus.pbft.outbox import Outbox
 from consensus.types import Fetched
 
 if TYPE_CHECKING:

@@ -24,8 +24,8 @@ from consensus.raft import messages as m
 from consensus.raft import replication
 
 if TYPE_CHECKING:
+    from consensus.outbox import Outbox
     from consensus.raft.engine import RaftEngine
-    from consensus.raft.outbox import Outbox
 
 log = logging.getLogger(__name__)
 

@@ -33,11 +33,11 @@ import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from consensus.outbox import Outbox
 from consensus.raft import durable, election, replication, snapshot
 from consensus.raft import messages as m
 from consensus.raft.config import RaftConfig
 from consensus.raft.log import RaftLog
-from consensus.raft.outbox import Outbox
 from consensus.types import (
     BlockExecuted,
     EngineStatus,

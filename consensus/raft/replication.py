@@ -30,8 +30,8 @@ from protocol.block import Block
 from protocol.crypto import DOMAIN_RAFT_SEAL, ZERO_HASH, SigningKey
 
 if TYPE_CHECKING:
+    from consensus.outbox import Outbox
     from consensus.raft.engine import RaftEngine
-    from consensus.raft.outbox import Outbox
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from protocol.seal import SEAL_LEADER
 from protocol.sealed import SealedBlock
 
 if TYPE_CHECKING:
+    from consensus.outbox import Outbox
     from consensus.raft.engine import RaftEngine
-    from consensus.raft.outbox import Outbox
 
 log = logging.getLogger(__name__)
 

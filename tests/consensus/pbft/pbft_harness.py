@@ -14,10 +14,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from consensus.outbox import Outbox
 from consensus.pbft.codec import PbftCodec
 from consensus.pbft.config import PbftConfig
 from consensus.pbft.engine import PbftEngine
-from consensus.pbft.outbox import Outbox
 from consensus.types import (
     BlockExecuted,
     Envelope,

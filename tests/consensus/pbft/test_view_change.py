@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from consensus.outbox import Outbox
 from consensus.pbft import messages as m
-from consensus.pbft.outbox import Outbox
 from consensus.types import NodeId, Propose, Received
 from tests.consensus.pbft.pbft_harness import CHAIN_ID, Router
 
