@@ -295,21 +295,10 @@ def _revoke(ctx: TxContext, body: RevokeBody, state: Overlay) -> Delivery:
     )
 
 
-def at_ms_param(query: Mapping[str, str], *, required: bool = False) -> int | None:
-    text = query.get("at_ms")
-    if text is None or text == "":
-        if required:
-            raise QueryError("param 'at_ms' is required")
-        return None
-    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > I63_MAX:
-        raise QueryError("param 'at_ms' must be a decimal integer in 0..2^63-1")
-    return int(text)
-
-
 def _query_get(query: Mapping[str, str], state: StateView) -> QueryResult:
     params.expect_params(query, required=("id",), optional=("at_ms",))
     ident = params.hex_param(query, "id", size=HASH_BYTES)
-    at_ms = at_ms_param(query)
+    at_ms = params.at_ms_param(query)
     record = load_credential(state, ident)
     if record is None:
         return QueryResult(found=False)
@@ -323,7 +312,7 @@ def _query_verify(query: Mapping[str, str], state: StateView) -> QueryResult:
         query, required=("id", "at_ms"), optional=("holder", "cred_type", "issuer")
     )
     ident = params.hex_param(query, "id", size=HASH_BYTES)
-    at_ms = at_ms_param(query, required=True)
+    at_ms = params.at_ms_param(query, required=True)
     record = load_credential(state, ident)
     if record is None:
         return QueryResult(found=False, value={"verdict": "unknown", "problems": ["unknown"]})
@@ -348,7 +337,7 @@ def _query_holder(query: Mapping[str, str], state: StateView) -> QueryResult:
     params.expect_params(query, required=("holder",), optional=("after", "limit", "at_ms"))
     holder = params.hex_param(query, "holder", size=PUBLIC_KEY_BYTES)
     limit = params.limit_param(query)
-    at_ms = at_ms_param(query)
+    at_ms = params.at_ms_param(query)
     prefix = HOLDER_PREFIX + holder
     start_after = None
     if query.get("after"):

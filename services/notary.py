@@ -322,20 +322,10 @@ def _refuse(code: Code, text: str) -> Delivery:
     return Delivery(result=TxResult(code=code, log=text))
 
 
-def at_ms_param(query: Mapping[str, str]) -> int | None:
-    """The instant an expiry is judged at (`at_ms`), or None: not judged."""
-    text = query.get("at_ms")
-    if text is None or text == "":
-        return None
-    if not (text.isascii() and text.isdigit()) or len(text) > 20 or int(text) > I63_MAX:
-        raise QueryError("param 'at_ms' must be a decimal integer in 0..2^63-1")
-    return int(text)
-
-
 def _query_document(query: Mapping[str, str], state: StateView) -> QueryResult:
     params.expect_params(query, required=("hash",), optional=("at_ms",))
     document_hash = params.hex_param(query, "hash", size=HASH_BYTES)
-    at_ms = at_ms_param(query)
+    at_ms = params.at_ms_param(query)
     record = load_document(state, document_hash)
     if record is None:
         return QueryResult(found=False)
@@ -347,7 +337,7 @@ def _query_issuer(query: Mapping[str, str], state: StateView) -> QueryResult:
     as `after` for the following page, or null on the last page."""
     params.expect_params(query, required=("agency",), optional=("after", "limit", "at_ms"))
     limit = params.limit_param(query)
-    at_ms = at_ms_param(query)
+    at_ms = params.at_ms_param(query)
     agency = agencies.resolve_agency(state, query["agency"])
     if agency is None:
         return QueryResult(found=False)

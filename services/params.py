@@ -51,3 +51,19 @@ def limit_param(params: Mapping[str, str]) -> int:
     if not 1 <= limit <= limits.query_page_max:
         raise QueryError(f"param 'limit' must be 1..{limits.query_page_max}")
     return limit
+
+
+I63_MAX = 2**63 - 1  # msgspec integer bounds must fit an int64
+
+
+def at_ms_param(query: Mapping[str, str], *, required: bool = False) -> int | None:
+    """The instant (block-time ms) an expiry or validity window is judged at, or None when
+    absent and not required: queries see committed state, not a clock."""
+    text = query.get("at_ms")
+    if text is None or text == "":
+        if required:
+            raise QueryError("param 'at_ms' is required")
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > I63_MAX:
+        raise QueryError("param 'at_ms' must be a decimal integer in 0..2^63-1")
+    return int(text)
