@@ -45,7 +45,7 @@ block_max_bytes_ceiling = (
 tick_ms_default = 20
 tick_ms_min = 1
 tick_ms_max = 1_000
-block_interval_ms_default = 50
+block_interval_ms_default = 20
 
 # A backup re-sends txs that waited a whole interval to the leader (which may have refused
 # them while full), well inside a view-change timeout, so a busy leader is not suspected.
