@@ -40,6 +40,7 @@ from services.codes import Code
 from services.interface import QueryError, QueryResult, StateView
 from services.overlay import Overlay
 from services.service import Delivery, KindSpec, TxContext
+from services.service_fields import Revocation
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +88,6 @@ class RevokeBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     document_hash: DocumentHash
     reason: Reason
-
-
-class Revocation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    reason: str
-    height: int
-    time_ms: int
-    tx_hash: bytes
 
 
 class DocumentRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

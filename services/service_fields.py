@@ -43,6 +43,17 @@ Counter = Annotated[int, msgspec.Meta(ge=0)]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=PRINTABLE)]
 Note = Annotated[str, msgspec.Meta(max_length=256, pattern=PRINTABLE)]
 
+
+class Revocation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Why, when and by which tx a record (a notary document, a credential) was revoked.
+    Shared so both services store it with the same bytes and render it the same way."""
+
+    reason: str
+    height: int
+    time_ms: int
+    tx_hash: bytes
+
+
 ENCODER = msgspec.msgpack.Encoder()
 
 
