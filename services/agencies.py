@@ -118,6 +118,15 @@ def resolve_agency(state: StateView, name_or_key: str) -> AgencyRecord | None:
     return agency_by_name(state, name_or_key)
 
 
+def is_issuing_agency(state: StateView, signer: bytes, *, issuer: bytes, agency_name: str) -> bool:
+    """The signer is the key that issued a record, or the current key of the same agency:
+    after a governance key rotation an agency keeps what it issued (notary, credentials)."""
+    if issuer == signer:
+        return True
+    agency = agency_by_key(state, signer)
+    return agency is not None and agency.name == agency_name
+
+
 def has_role(state: StateView, public_key: bytes, role: str) -> bool:
     record = agency_by_key(state, public_key)
     return record is not None and role in record.roles

@@ -39,7 +39,7 @@ from services.codes import Code
 from services.interface import QueryError, QueryResult, StateView
 from services.overlay import Overlay
 from services.service import Delivery, KindSpec, TxContext
-from services.service_fields import Revocation
+from services.service_fields import Revocation, revocation_for
 
 log = logging.getLogger(__name__)
 
@@ -268,16 +268,13 @@ def _revoke(ctx: TxContext, body: RevokeBody, state: Overlay) -> Delivery:
     record = load_credential(state, body.credential_id)
     if record is None:
         return _refuse(Code.CREDENTIAL_UNKNOWN, "credential was never issued")
-    if record.issuer != ctx.signer:
-        agency = agencies.agency_by_key(state, ctx.signer)
-        if agency is None or agency.name != record.agency:
-            return _refuse(Code.CREDENTIAL_NOT_ISSUER, "only the issuing agency may revoke")
+    if not agencies.is_issuing_agency(
+        state, ctx.signer, issuer=record.issuer, agency_name=record.agency
+    ):
+        return _refuse(Code.CREDENTIAL_NOT_ISSUER, "only the issuing agency may revoke")
     if record.revocation is not None:
         return _refuse(Code.CREDENTIAL_ALREADY_REVOKED, "credential is already revoked")
-    revocation = Revocation(
-        reason=body.reason, height=ctx.height, time_ms=ctx.time_ms, tx_hash=ctx.tx_hash
-    )
-    revoked = msgspec.structs.replace(record, revocation=revocation)
+    revoked = msgspec.structs.replace(record, revocation=revocation_for(ctx, body.reason))
     state.put(ID_PREFIX + body.credential_id, _ENCODER.encode(revoked))
     return Delivery(
         result=TxResult(code=Code.OK, log="revoked", data=body.credential_id),

@@ -40,7 +40,7 @@ from services.codes import Code
 from services.interface import QueryError, QueryResult, StateView
 from services.overlay import Overlay
 from services.service import Delivery, KindSpec, TxContext
-from services.service_fields import Revocation
+from services.service_fields import Revocation, revocation_for
 
 log = logging.getLogger(__name__)
 
@@ -244,14 +244,13 @@ class NotaryService:
         record = load_document(state, body.document_hash)
         if record is None:
             return _refuse(Code.NOTARY_UNKNOWN_DOCUMENT, "document hash was never anchored")
-        if not _same_agency(state, record, ctx.signer):
+        if not agencies.is_issuing_agency(
+            state, ctx.signer, issuer=record.issuer, agency_name=record.agency
+        ):
             return _refuse(Code.NOTARY_NOT_ISSUER, "only the issuing agency may revoke")
         if record.revocation is not None:
             return _refuse(Code.NOTARY_ALREADY_REVOKED, "document is already revoked")
-        revocation = Revocation(
-            reason=body.reason, height=ctx.height, time_ms=ctx.time_ms, tx_hash=ctx.tx_hash
-        )
-        revoked = msgspec.structs.replace(record, revocation=revocation)
+        revoked = msgspec.structs.replace(record, revocation=revocation_for(ctx, body.reason))
         state.put(DOC_PREFIX + body.document_hash, _ENCODER.encode(revoked))
         return Delivery(
             result=TxResult(code=Code.OK, log="revoked", data=body.document_hash),
@@ -301,15 +300,6 @@ def _put_anchor(ctx: TxContext, body: AnchorBody, state: Overlay, *, position_in
     )
     state.put(ISSUER_PREFIX + ctx.signer + position, body.document_hash)
     return agency.name
-
-
-def _same_agency(state: StateView, record: DocumentRecord, signer: bytes) -> bool:
-    """The signer is the anchoring key, or the current key of the same agency (after a
-    governance key rotation the agency keeps its documents)."""
-    if record.issuer == signer:
-        return True
-    agency = agencies.agency_by_key(state, signer)
-    return agency is not None and agency.name == record.agency
 
 
 def _refuse(code: Code, text: str) -> Delivery:

@@ -23,7 +23,7 @@ from protocol.results import TxResult
 from services import params
 from services.codes import Code
 from services.interface import QueryError, StateView
-from services.service import Delivery
+from services.service import Delivery, TxContext
 
 U64_MAX = 2**64 - 1
 POSITION_BYTES = 12  # u64 height | u32 tx index: a record's place in chain order
@@ -52,6 +52,11 @@ class Revocation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     height: int
     time_ms: int
     tx_hash: bytes
+
+
+def revocation_for(ctx: TxContext, reason: str) -> Revocation:
+    """The revocation a tx records: its reason, and the tx's height, block time and hash."""
+    return Revocation(reason=reason, height=ctx.height, time_ms=ctx.time_ms, tx_hash=ctx.tx_hash)
 
 
 ENCODER = msgspec.msgpack.Encoder()
