@@ -13,6 +13,7 @@ this node's state has diverged from a quorum's or our own code is wrong: we rais
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -51,8 +52,10 @@ class StoreStateView:
     `forget` with the block's written keys once they are durable, so a cached read is never
     stale.
 
-    Shared by the executor's worker thread and the event loop's check_tx, hence the lock;
-    a read that raced with a `forget` is returned but not cached (the generation moved)."""
+    Shared by the executor's worker thread and the event loop's check_tx. Changes to the
+    cache take the lock; lookups do not (a dict lookup is atomic under the GIL). A miss
+    notes the generation before it reads the store, so a read that raced with a `forget`
+    is returned but not cached (the generation moved) and a stale value is never kept."""
 
     def __init__(
         self,
@@ -65,32 +68,38 @@ class StoreStateView:
         assert cached_bytes_max >= 0
         self._store = store
         self._cached_max = cached_max
-        self._cached_bytes_max = cached_bytes_max
+        self._bytes_max = cached_bytes_max
+        # A value above 1/64 of the budget is never kept; with no entries allowed, none is.
+        self._entry_bytes_max = cached_bytes_max // 64 if cached_max else -1
         self._values: OrderedDict[bytes, bytes | None] = OrderedDict()  # None: absent
         self._bytes = 0  # len(key) + len(value) over the entries held
         self._lock = threading.Lock()
         self._generation = 0
 
     def get(self, key: bytes) -> bytes | None:
-        with self._lock:
-            cached = self._values.get(key, _NOT_CACHED)
-            if cached is not _NOT_CACHED:
+        # A hit takes no lock: one dict lookup is atomic under the GIL, and what it returns
+        # was committed state when `forget` last ran, exactly as under the lock. Refreshing
+        # the entry's LRU position is best effort: `forget` may have dropped it meanwhile.
+        cached = self._values.get(key, _NOT_CACHED)
+        if cached is not _NOT_CACHED:
+            with contextlib.suppress(KeyError):
                 self._values.move_to_end(key)
-                assert cached is None or isinstance(cached, bytes)
-                return cached
-            generation = self._generation
+            assert cached is None or isinstance(cached, bytes)
+            return cached
+        generation = self._generation  # read before the store: see the class docstring
         value = self._store.state_get(key)
-        size = _entry_bytes(key, value)
-        if self._cached_max and size <= self._cached_bytes_max // 64:
+        size = len(key) if value is None else len(key) + len(value)
+        if size <= self._entry_bytes_max:
             with self._lock:
                 if generation == self._generation and key not in self._values:
                     self._values[key] = value
                     self._bytes += size
-                    self._evict_over_bounds()
+                    if len(self._values) > self._cached_max or self._bytes > self._bytes_max:
+                        self._evict_over_bounds()
         return value
 
     def _evict_over_bounds(self) -> None:
-        while len(self._values) > self._cached_max or self._bytes > self._cached_bytes_max:
+        while len(self._values) > self._cached_max or self._bytes > self._bytes_max:
             old_key, old_value = self._values.popitem(last=False)
             self._bytes -= _entry_bytes(old_key, old_value)
         assert self._bytes >= 0

@@ -12,6 +12,7 @@ The registry is a Service with no tx kinds and one query path, `agency/list`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import string
@@ -42,6 +43,13 @@ class AgencyRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 _RECORD_DECODER = msgspec.msgpack.Decoder(AgencyRecord)
 _ENCODER = msgspec.msgpack.Encoder()
+# Decoded agency records remembered by their stored bytes. Safe: decoding is a pure function
+# of the bytes, and a record changed by governance has other bytes, so it misses. Every tx
+# reads its signer's record once or twice (role check, issuer name), and there are at most
+# `limits.agencies_max` live records; old versions age out. Bounded in bytes too: a record
+# is at most ~1 KiB (name, key, roles), so 4,096 of them stay below ~4 MiB. Callers must not
+# mutate a returned record's `roles` list (the record is frozen; nothing here mutates it).
+RECORDS_DECODED_CACHED = 4_096
 
 
 def genesis_invalid(genesis: ServicesGenesis) -> str | None:
@@ -92,7 +100,17 @@ def agency_by_key(state: StateView, public_key: bytes) -> AgencyRecord | None:
     raw = state.get(KEY_PREFIX + public_key)
     if raw is None:
         return None
+    return _decode_record(raw)
+
+
+@functools.lru_cache(maxsize=RECORDS_DECODED_CACHED)
+def _decode_record(raw: bytes) -> AgencyRecord:
     return _RECORD_DECODER.decode(raw)  # our own bytes: a failure here is corruption
+
+
+@functools.lru_cache(maxsize=RECORDS_DECODED_CACHED)
+def _roles_of(raw: bytes) -> frozenset[str]:
+    return frozenset(_decode_record(raw).roles)
 
 
 def agency_by_name(state: StateView, name: str) -> AgencyRecord | None:
@@ -128,12 +146,12 @@ def is_issuing_agency(state: StateView, signer: bytes, *, issuer: bytes, agency_
 
 
 def has_role(state: StateView, public_key: bytes, role: str) -> bool:
-    record = agency_by_key(state, public_key)
-    return record is not None and role in record.roles
+    raw = state.get(KEY_PREFIX + public_key)
+    return raw is not None and role in _roles_of(raw)
 
 
 def agency_json(record: AgencyRecord) -> dict[str, object]:
-    return {"name": record.name, "public_key": record.public_key.hex(), "roles": record.roles}
+    return {"name": record.name, "public_key": record.public_key.hex(), "roles": list(record.roles)}
 
 
 class AgencyRegistry:

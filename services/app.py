@@ -128,13 +128,14 @@ class SeoulApplication:
         app_hash = apphash.app_hash(
             prev_app_hash=prev_app_hash, height=info.height, results_root=root, writes=writes
         )
-        log.debug(
-            "executed height=%d txs=%d ok=%d writes=%d",
-            info.height,
-            len(txs),
-            sum(1 for result in results if result.ok),
-            len(writes),
-        )
+        if log.isEnabledFor(logging.DEBUG):  # counting the ok results costs a pass
+            log.debug(
+                "executed height=%d txs=%d ok=%d writes=%d",
+                info.height,
+                len(txs),
+                sum(1 for result in results if result.ok),
+                len(writes),
+            )
         return BlockOutcome(
             results=tuple(results),
             writes=writes,

@@ -5,7 +5,14 @@ msgspec keeps the last of repeated keys; other MessagePack libraries may keep th
 A body whose meaning depends on the reader's library could show an auditor a different
 revocation reason than the one the chain recorded, so a repeated key anywhere in a body's
 maps makes it BODY_INVALID. The check runs only after the typed decode succeeded, so it
-sees well-formed msgpack of a bounded shape.
+sees well-formed msgpack of a bounded shape. (msgspec's strict typed decode does not refuse
+repeated keys, neither of a Struct's fields nor of a dict: tests/services pins that.)
+
+Fast path: almost every body is the canonical encoding of its decoded value, i.e. encoding
+the typed body again gives back exactly `raw`. msgspec never encodes a map with a repeated
+key (a Struct's fields are distinct, a dict's keys are distinct), so such a body repeats no
+key anywhere, and the walk (several microseconds) is skipped. Any other body, canonical or
+not, is walked as before: the verdict is the same either way, only its cost differs.
 """
 
 from __future__ import annotations
@@ -22,10 +29,16 @@ from services.codes import Code
 _MAP_DEPTH_MAX = 4
 _RAW_MAP_DECODER = msgspec.msgpack.Decoder(dict[Any, msgspec.Raw])
 _RAW_ARRAY_DECODER = msgspec.msgpack.Decoder(list[msgspec.Raw])
+# Encodes any body Struct by its own type's settings (field order, omit_defaults, tags).
+_BODY_ENCODER = msgspec.msgpack.Encoder()
 # Bodies whose repeated-key verdict is remembered: above the mempool's 20,000 txs, so the
 # verdict from admission is still known when the tx executes.
 BODIES_CHECKED_CACHED = 32_768
 BODY_BYTES_CACHED_MAX = 512  # larger bodies are walked each time: <= 16 MiB of cached keys
+# Canonical bodies remembered decoded (see _decode_canonical), at most 512 bytes each as
+# above: <= 16 MiB of keys plus their decoded values (a few times that at worst).
+BODIES_DECODED_CACHED = 32_768
+_BODY_TYPES_MAX = 256  # decoders kept for the fast path: one per body type (~40 today)
 
 
 def decode_body(
@@ -33,6 +46,13 @@ def decode_body(
 ) -> msgspec.Struct | TxResult:
     """The typed body, or the result refusing it. `detailed` adds the decoder's message,
     for check_tx only: block result logs must not depend on a library's wording."""
+    if len(raw) <= BODY_BYTES_CACHED_MAX and type(raw) is bytes:
+        body_type: Any = decoder.type  # a Struct class: hashable
+        known = _decode_canonical(body_type, raw)
+        # Encoding it again proves the shared object still holds exactly what `raw` says,
+        # even if some caller had mutated a list or dict inside it (none does).
+        if known is not None and _BODY_ENCODER.encode(known) == raw:
+            return known
     try:
         body: msgspec.Struct = decoder.decode(raw)
     except msgspec.ValidationError as error:
@@ -42,12 +62,36 @@ def decode_body(
         # msgspec lets UnicodeDecodeError escape for a map key that is not UTF-8.
         detail = f": {error}" if detailed else ""
         return TxResult(code=Code.BODY_MALFORMED, log=f"body is not msgpack{detail}")
+    if _BODY_ENCODER.encode(body) == raw:
+        return body  # canonical, hence no repeated key (module docstring)
     repeats = (
         _body_repeats_a_key(raw) if len(raw) <= BODY_BYTES_CACHED_MAX else has_repeated_key(raw)
     )
     if repeats:
         return TxResult(code=Code.BODY_INVALID, log="body repeats a map key")
     return body
+
+
+@functools.lru_cache(maxsize=BODIES_DECODED_CACHED)
+def _decode_canonical(body_type: Any, raw: bytes) -> msgspec.Struct | None:
+    """The body of `body_type` that `raw` is the canonical encoding of, else None (the
+    caller then takes the full path, with its error messages and the repeated-key walk).
+
+    Remembered because check_tx and the tx's execution (and every node of an in-process
+    cluster) decode the same bytes, and the typed decode, with its pattern checks, costs
+    more than the rest of routing. Safe: the key is the exact bytes and the body type,
+    decoding is a pure function of them, and a hit is re-encoded and compared with `raw`
+    before it is used (decode_body)."""
+    try:
+        body: msgspec.Struct = _decoder_for(body_type).decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None  # msgspec.ValidationError is a DecodeError
+    return body if _BODY_ENCODER.encode(body) == raw else None
+
+
+@functools.lru_cache(maxsize=_BODY_TYPES_MAX)
+def _decoder_for(body_type: Any) -> msgspec.msgpack.Decoder[Any]:
+    return msgspec.msgpack.Decoder(body_type)
 
 
 @functools.lru_cache(maxsize=BODIES_CHECKED_CACHED)

@@ -28,6 +28,7 @@ State:
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -48,6 +49,8 @@ ROLE = "notary"
 DOC_PREFIX = b"notary/doc/"
 ISSUER_PREFIX = b"notary/issuer/"
 _CURSOR_BYTES = 14  # u64 height | u32 tx index | u16 position in a batch
+_CURSOR = struct.Struct(">QIH")
+assert _CURSOR.size == _CURSOR_BYTES
 # A batch writes two keys per document, within the router's per-tx bound.
 BATCH_DOCUMENTS_MAX = 30
 assert limits.tx_writes_max >= 2 * BATCH_DOCUMENTS_MAX
@@ -293,11 +296,7 @@ def _put_anchor(ctx: TxContext, body: AnchorBody, state: Overlay, *, position_in
         expires_at_ms=body.expires_at_ms,
     )
     state.put(DOC_PREFIX + body.document_hash, _ENCODER.encode(record))
-    position = (
-        ctx.height.to_bytes(8, "big")
-        + ctx.tx_index.to_bytes(4, "big")
-        + position_in_batch.to_bytes(2, "big")
-    )
+    position = _CURSOR.pack(ctx.height, ctx.tx_index, position_in_batch)
     state.put(ISSUER_PREFIX + ctx.signer + position, body.document_hash)
     return agency.name
 

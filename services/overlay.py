@@ -18,6 +18,7 @@ from services.interface import StateView
 # Parent rows fetched per page while merging a scan; deleted keys in the overlay can make a
 # page yield fewer rows than asked, so scanning pages on until `limit` rows are produced.
 _SCAN_PAGE_ROWS = 64
+_UNWRITTEN = object()
 
 
 class Overlay:
@@ -34,9 +35,11 @@ class Overlay:
         return self._writes
 
     def get(self, key: bytes) -> bytes | None:
-        if key in self._writes:
-            return self._writes[key]
-        return self._parent.get(key)
+        value = self._writes.get(key, _UNWRITTEN)  # one lookup: None is a delete here
+        if value is _UNWRITTEN:
+            return self._parent.get(key)
+        assert value is None or isinstance(value, bytes)
+        return value
 
     def put(self, key: bytes, value: bytes) -> None:
         assert isinstance(key, bytes), type(key)

@@ -45,6 +45,8 @@ from services.service import KindSpec, Service, TxContext
 log = logging.getLogger(__name__)
 
 REPLAY_PREFIX = b"tx/replay/"
+_GENERIC_CODES = range(1, 100)  # the router's own codes; services use 100 and up
+_ADMITTED = TxResult(code=Code.OK, log="admitted")  # immutable, shared by every admission
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,7 @@ class _Route:
     service: Service
     spec: KindSpec
     decoder: msgspec.msgpack.Decoder[Any]
+    write_prefixes: tuple[bytes, ...]  # where this kind's service may write (asserted)
 
 
 class Router:
@@ -70,7 +73,12 @@ class Router:
             assert kind.startswith(service.name + "."), f"{kind} outside {service.name}"
             assert kind not in self._routes, f"kind {kind} registered twice"
             decoder = msgspec.msgpack.Decoder(spec.body_type)
-            self._routes[kind] = _Route(service=service, spec=spec, decoder=decoder)
+            self._routes[kind] = _Route(
+                service=service,
+                spec=spec,
+                decoder=decoder,
+                write_prefixes=_write_prefixes(service.name),
+            )
         for path in service.query_paths:
             assert path not in self._paths, f"query path {path} registered twice"
             self._paths[path] = service
@@ -88,22 +96,23 @@ class Router:
 
     def check(self, tx: Tx, state: StateView, *, next_height: int) -> TxResult:
         """Mempool admission: steps 1-6 against committed state; never runs a service."""
-        refused = self._envelope(tx, state, height=next_height)
+        refused = self._envelope(tx, state, REPLAY_PREFIX + tx.replay_key, height=next_height)
         if refused is not None:
             return refused
         routed = self._route(tx, state, detailed=True)
         if isinstance(routed, TxResult):
             return routed
-        return TxResult(code=Code.OK, log="admitted")
+        return _ADMITTED
 
     def execute(
         self, tx: Tx, block: Overlay, *, info: BlockInfo, tx_index: int
     ) -> tuple[TxResult, TxEvent | None]:
         """Run one tx of a block against the block overlay; see the module docstring."""
-        refused = self._envelope(tx, block, height=info.height)
+        replay_key = REPLAY_PREFIX + tx.replay_key
+        refused = self._envelope(tx, block, replay_key, height=info.height)
         if refused is not None:
             return refused, None
-        block.put(REPLAY_PREFIX + tx.replay_key, info.height.to_bytes(8, "big"))
+        block.put(replay_key, info.height.to_bytes(8, "big"))
         routed = self._route(tx, block, detailed=False)
         if isinstance(routed, TxResult):
             return routed, None
@@ -120,20 +129,23 @@ class Router:
         )
         tx_state = Overlay(block)
         delivery = route.service.deliver(ctx, body, tx_state)
-        _assert_writes_owned(route.service.name, tx_state.writes)
-        assert delivery.result.code not in range(1, 100), "services may not use generic codes"
+        writes = tx_state.writes
+        _assert_writes_owned(route, writes)
+        assert delivery.result.code not in _GENERIC_CODES, "services may not use generic codes"
         if not delivery.result.ok:
             return delivery.result, None  # tx_state is dropped: its writes never land
-        block.apply(tx_state.writes)
+        block.apply(writes)
         event = TxEvent(tx_index=tx_index, kind=tx.kind, attributes=delivery.attributes)
         return delivery.result, event
 
-    def _envelope(self, tx: Tx, state: StateView, *, height: int) -> TxResult | None:
+    def _envelope(
+        self, tx: Tx, state: StateView, replay_key: bytes, *, height: int
+    ) -> TxResult | None:
         if tx.chain_id != self._chain_id:
             return TxResult(code=Code.WRONG_CHAIN, log="tx is for another chain")
         if tx.expiry_height < height:
             return TxResult(code=Code.EXPIRED, log="tx expired before this height")
-        if state.get(REPLAY_PREFIX + tx.replay_key) is not None:
+        if state.get(replay_key) is not None:
             return TxResult(code=Code.REPLAYED, log="signer and nonce already executed")
         return None
 
@@ -158,9 +170,14 @@ class Router:
 _EXTRA_WRITE_PREFIXES: dict[str, tuple[bytes, ...]] = {"gov": (b"agency/",)}
 
 
-def _assert_writes_owned(service_name: str, writes: Mapping[bytes, bytes | None]) -> None:
+def _write_prefixes(service_name: str) -> tuple[bytes, ...]:
+    return (service_name.encode("ascii") + b"/", *_EXTRA_WRITE_PREFIXES.get(service_name, ()))
+
+
+def _assert_writes_owned(route: _Route, writes: Mapping[bytes, bytes | None]) -> None:
     """A service writing outside its prefix, or writing without bound, is our bug."""
-    prefixes = (service_name.encode("ascii") + b"/", *_EXTRA_WRITE_PREFIXES.get(service_name, ()))
-    assert len(writes) <= limits.tx_writes_max, f"{service_name} wrote {len(writes)} keys"
+    name = route.service.name
+    assert len(writes) <= limits.tx_writes_max, f"{name} wrote {len(writes)} keys"
+    prefixes = route.write_prefixes
     for key in writes:
-        assert key.startswith(prefixes), f"{service_name} wrote outside its prefix: {key!r}"
+        assert key.startswith(prefixes), f"{name} wrote outside its prefix: {key!r}"

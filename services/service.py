@@ -31,9 +31,9 @@ class KindSpec:
     role: str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TxContext:
-    """What a service may know about the tx it executes, beyond the body."""
+class TxContext(msgspec.Struct, frozen=True, kw_only=True):
+    """What a service may know about the tx it executes, beyond the body. A frozen
+    msgspec Struct, not a dataclass: one is built per executed tx, ~4x cheaper."""
 
     chain_id: str
     height: int
@@ -45,10 +45,9 @@ class TxContext:
     kind: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Delivery:
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     """A service's verdict on one tx. On a non-zero code the router discards the tx's
-    writes; `attributes` become the tx's event (only for code 0)."""
+    writes; `attributes` become the tx's event (only for code 0). A Struct, like TxContext."""
 
     result: TxResult
     attributes: tuple[tuple[str, str], ...] = ()

@@ -142,3 +142,35 @@ def test_pending_raws_before_lists_only_old_pending_txs() -> None:
     assert [tx.encode() for tx in taken] == old[:1]
     assert mempool.pending_raws_before(mark, 10) == old[1:], "in-flight txs are not re-offered"
     mempool.check_invariants()
+
+
+def test_state_view_with_no_room_caches_nothing() -> None:
+    store = MemoryChainStore()
+    store.set_genesis(genesis_hash=bytes(32), app_hash=bytes(32), state_writes={b"a/k": b"v"})
+    view = StoreStateView(store, cached_max=0)
+    assert view.get(b"a/k") == b"v"
+    assert view.get(b"a/none") is None
+    assert not view._values
+    assert view._bytes == 0
+
+
+class _ForgettingStore(MemoryChainStore):
+    """A store whose read races with a commit: the executor forgets the key mid-read."""
+
+    view: StoreStateView | None = None
+
+    def state_get(self, key: bytes) -> bytes | None:
+        value = super().state_get(key)
+        assert self.view is not None
+        commit_writing(self, key, b"newer")
+        self.view.forget([key])
+        return value
+
+
+def test_state_view_does_not_keep_a_read_that_raced_with_a_forget() -> None:
+    store = _ForgettingStore()
+    store.set_genesis(genesis_hash=bytes(32), app_hash=bytes(32), state_writes={b"a/k": b"old"})
+    view = StoreStateView(store)
+    store.view = view
+    assert view.get(b"a/k") == b"old", "the read itself answers what it read"
+    assert b"a/k" not in view._values, "but a stale value is never cached"
