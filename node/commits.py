@@ -59,6 +59,7 @@ class CommitPipeline:
             )
             executed = await asyncio.shield(self._in_thread)
             self.executed_height = sealed.height
+            sealed.block.release_encoding()  # durable now: see Block.release_encoding
             log.info(
                 "committed height=%d txs=%d hash=%s app_hash=%s",
                 sealed.height,

@@ -18,12 +18,16 @@ Block layout: bytes32 header | u32 tx_count | tx_count × bytes32 tx.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 from protocol import limits, merkle
 from protocol.crypto import HASH_BYTES, PUBLIC_KEY_BYTES, ZERO_HASH, sha256
 from protocol.encoding import DecodeError, Reader, Writer
 from protocol.tx import Tx, chain_id_invalid, decode_tx
+
+_U32 = struct.Struct(">I")
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 
 BLOCK_VERSION = 1
 HEADER_BYTES_MAX = 1024  # a header is at most 1 + 51 + 8 + 32 + 8 + 32 + 4 + 32×2 + 8 + 32×2 bytes
@@ -126,13 +130,19 @@ class Block:
     txs: tuple[Tx, ...]
     # Encoded tx bytes, kept so re-encoding and hashing a received block costs nothing.
     tx_bytes: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
-    # Memoised derived data (a block is immutable): its hash, its tx hashes and a passed
-    # `invalid()` were recomputed by decode, validation, execution and the tx index, one
-    # SHA-256 per tx each time. Never compared, never shown.
+    # Memoised derived data (a block is immutable): its hash, its tx hashes, its encoding,
+    # the Merkle root of its tx hashes and a passed `invalid()`. Decode, PBFT validation,
+    # the durable PBFT/Raft log records, every message that carries the block, execution
+    # and the store each needed them, one SHA-256 per tx or one 600 KB join each time.
+    # Never compared, never shown. The encoding costs the block's size once more in memory,
+    # so the commit pipeline drops it (`release_encoding`) once the block is durable: only
+    # blocks in flight, which the engines bound, hold a second copy of their bytes.
     _hash: bytes | None = field(default=None, init=False, compare=False, repr=False)
     _tx_hashes: tuple[bytes, ...] | None = field(
         default=None, init=False, compare=False, repr=False
     )
+    _encoded: bytes | None = field(default=None, init=False, compare=False, repr=False)
+    _txs_root: bytes | None = field(default=None, init=False, compare=False, repr=False)
     _checked: bool = field(default=False, init=False, compare=False, repr=False)
 
     @property
@@ -152,11 +162,30 @@ class Block:
         return tuple(tx.encode() for tx in self.txs)
 
     def tx_hashes(self) -> list[bytes]:
+        return list(self._tx_hash_tuple())
+
+    def _tx_hash_tuple(self) -> tuple[bytes, ...]:
+        """SHA-256 of each encoded tx. A Tx memoises its own hash (the mempool computed it on
+        admission, and a decoded tx is shared through the decode memo), so this is usually a
+        lookup; a Tx's `encode()` is its exact canonical bytes, hence the same digest."""
         hashes = self._tx_hashes
         if hashes is None:
-            hashes = tuple(sha256(raw) for raw in self.encoded_txs())
+            if len(self.tx_bytes) == len(self.txs):
+                assert all(
+                    tx.encode() is raw or tx.encode() == raw
+                    for tx, raw in zip(self.txs, self.tx_bytes, strict=True)
+                ), "block tx bytes disagree with its txs"
+            hashes = tuple(tx.hash() for tx in self.txs)
             object.__setattr__(self, "_tx_hashes", hashes)
-        return list(hashes)
+        return hashes
+
+    def txs_root(self) -> bytes:
+        """The Merkle root of this body's tx hashes (what `header.txs_root` must equal)."""
+        root = self._txs_root
+        if root is None:
+            root = merkle.root(list(self._tx_hash_tuple()))
+            object.__setattr__(self, "_txs_root", root)
+        return root
 
     def invalid(self) -> str | None:
         """Header validity plus body/header agreement (count and Merkle root). A block that
@@ -173,36 +202,89 @@ class Block:
             return reason
         if len(self.txs) != self.header.tx_count:
             return f"header says {self.header.tx_count} txs, body has {len(self.txs)}"
-        if merkle.root(self.tx_hashes()) != self.header.txs_root:
+        if self.txs_root() != self.header.txs_root:
             return "txs root does not match the body"
+        chain_id = self.header.chain_id
         for tx in self.txs:
-            if tx.chain_id != self.header.chain_id:
+            if tx.chain_id != chain_id:
                 return "a tx is for another chain"
         return None
 
     def encode(self) -> bytes:
-        writer = Writer().bytes32(self.header.encode()).u32(len(self.txs))
-        for raw in self.encoded_txs():
-            writer.bytes32(raw)
-        return writer.finish()
+        """Canonical bytes, built once: every message that carries the block, the durable
+        consensus records and the store splice these same bytes."""
+        encoded = self._encoded
+        if encoded is None:
+            encoded = _encode_block(self.header.encode(), self.encoded_txs())
+            object.__setattr__(self, "_encoded", encoded)
+        return encoded
+
+    def release_encoding(self) -> None:
+        """Forget the memoised encoding (a later `encode()` rebuilds the same bytes). Called
+        once the block is stored: committed blocks an engine still holds (Raft's retained
+        log, PBFT's window) then keep no second copy of ~600 KB each."""
+        object.__setattr__(self, "_encoded", None)
+
+
+def _encode_block(header: bytes, raws: tuple[bytes, ...]) -> bytes:
+    """bytes32 header | u32 count | count x bytes32 tx, in one join."""
+    pack = _U32.pack
+    parts = [pack(len(header)), header, pack(len(raws))]
+    for raw in raws:
+        parts.append(pack(len(raw)))
+        parts.append(raw)
+    return b"".join(parts)
 
 
 def decode_block(data: bytes) -> Block:
     """Strict decode; also checks that the body matches the header (count and txs root)."""
     if len(data) > limits.block_bytes_max:
         raise DecodeError(f"block is {len(data)} bytes, max {limits.block_bytes_max}")
+    if not isinstance(data, _BYTES_LIKE):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)  # no copy when it already is bytes
     reader = Reader(data)
-    header = decode_header(reader.bytes32("header", max_bytes=HEADER_BYTES_MAX))
+    header_bytes = reader.bytes32("header", max_bytes=HEADER_BYTES_MAX)
+    header = decode_header(header_bytes)
     count = reader.u32("tx_count")
     if count != header.tx_count:
         raise DecodeError(f"body has {count} txs, header says {header.tx_count}")
-    raws = tuple(reader.bytes32(f"tx[{i}]", max_bytes=limits.tx_bytes_max) for i in range(count))
-    reader.finish("block")
-    txs = tuple(decode_tx(raw) for raw in raws)
+    raws = _split_txs(data, 8 + len(header_bytes), count)
+    txs = tuple(map(decode_tx, raws))
     block = Block(header=header, txs=txs, tx_bytes=raws)
+    # Decoding was strict, so `data` is the block's canonical encoding and each tx's
+    # `encode()` is exactly its raw bytes: seed the memos without re-checking that.
+    object.__setattr__(block, "_encoded", data)
+    object.__setattr__(block, "_tx_hashes", tuple([tx.hash() for tx in txs]))
     if (reason := block.invalid()) is not None:
         raise DecodeError(reason)
     return block
+
+
+def _split_txs(data: bytes, offset: int, count: int) -> tuple[bytes, ...]:
+    """`count` u32-length-prefixed txs from `offset` to the very end of `data`: the same
+    checks and messages as Reader.bytes32 per tx plus Reader.finish, in one tight loop
+    (a Reader call and a formatted field name per tx cost more than the slicing)."""
+    unpack_from = _U32.unpack_from
+    tx_max = limits.tx_bytes_max
+    total = len(data)
+    raws: list[bytes] = []
+    for index in range(count):
+        if offset + 4 > total:
+            raise DecodeError(
+                f"truncated at tx[{index}].length: need 4 bytes, have {total - offset}"
+            )
+        (size,) = unpack_from(data, offset)
+        if size > tx_max:
+            raise DecodeError(f"tx[{index}] is {size} bytes, max {tx_max}")
+        start = offset + 4
+        offset = start + size
+        if offset > total:
+            raise DecodeError(f"truncated at tx[{index}]: need {size} bytes, have {total - start}")
+        raws.append(data[start:offset])
+    if offset != total:
+        raise DecodeError(f"{total - offset} trailing bytes after block")
+    return tuple(raws)
 
 
 def make_block(
@@ -219,6 +301,8 @@ def make_block(
     exec_results_root: bytes,
 ) -> Block:
     raws = tuple(tx.encode() for tx in txs)
+    tx_hashes = tuple(tx.hash() for tx in txs)  # memoised by the pool on admission
+    txs_root = merkle.root(list(tx_hashes))
     header = BlockHeader(
         chain_id=chain_id,
         height=height,
@@ -226,12 +310,16 @@ def make_block(
         time_ms=time_ms,
         proposer=proposer,
         tx_count=len(txs),
-        txs_root=merkle.root([sha256(raw) for raw in raws]),
+        txs_root=txs_root,
         validators_hash=validators_hash,
         exec_height=exec_height,
         exec_app_hash=exec_app_hash,
         exec_results_root=exec_results_root,
     )
     block = Block(header=header, txs=txs, tx_bytes=raws)
+    # The root above was computed from exactly these txs' hashes: seed the memos so the
+    # invariant below and every later user do not hash the body again.
+    object.__setattr__(block, "_tx_hashes", tx_hashes)
+    object.__setattr__(block, "_txs_root", txs_root)
     assert block.invalid() is None, block.invalid()
     return block

@@ -8,11 +8,12 @@ the header `pipeline_depth` heights later (protocol/block.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, field
 
 from protocol import limits, merkle
 from protocol.crypto import sha256
-from protocol.encoding import DecodeError, Reader, Writer
+from protocol.encoding import DecodeError, Reader
 
 U32_MAX = (1 << 32) - 1
 # code, log (u16-prefixed), data (u32-prefixed), each payload at most results_data_bytes_max
@@ -20,6 +21,8 @@ RESULT_BYTES_MAX = 4 + 2 + 4 + 2 * limits.results_data_bytes_max
 RESULTS_BYTES_MAX = 4 + limits.block_txs_max * RESULT_BYTES_MAX
 
 CODE_OK = 0
+_CODE_AND_LOG_SIZE = struct.Struct(">IH")
+_DATA_SIZE = struct.Struct(">I")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,6 +30,10 @@ class TxResult:
     code: int
     log: str = ""
     data: bytes = b""
+    # Memoised canonical bytes (a result is immutable): the app hashes every result for the
+    # results root and the executor then encodes the same list for the store. Derived data
+    # only: never compared, never shown.
+    _encoded: bytes | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -35,12 +42,25 @@ class TxResult:
     def encode(self) -> bytes:
         """Canonical bytes. A log or data over the limit is cut to it (results are kept
         per tx in every block, so they are bounded); the log is cut on a character
-        boundary so that the bytes always decode."""
-        assert 0 <= self.code <= U32_MAX, f"result code {self.code} does not fit in u32"
-        log = _utf8_prefix(self.log, limits.results_data_bytes_max)
-        data = self.data[: limits.results_data_bytes_max]
-        writer = Writer().u32(self.code).u16(len(log)).raw(log).bytes32(data)
-        return writer.finish()
+        boundary so that the bytes always decode.
+
+        Layout u32 code | u16 log length | log | u32 data length | data, packed directly
+        (a Writer per result cost more than the rest of the encoding)."""
+        encoded = self._encoded
+        if encoded is None:
+            assert 0 <= self.code <= U32_MAX, f"result code {self.code} does not fit in u32"
+            log = _utf8_prefix(self.log, limits.results_data_bytes_max)
+            data = self.data[: limits.results_data_bytes_max]
+            encoded = b"".join(
+                (
+                    _CODE_AND_LOG_SIZE.pack(self.code, len(log)),
+                    log,
+                    _DATA_SIZE.pack(len(data)),
+                    data,
+                )
+            )
+            object.__setattr__(self, "_encoded", encoded)
+        return encoded
 
     def hash(self) -> bytes:
         return sha256(self.encode())
@@ -72,10 +92,9 @@ def decode_result(reader: Reader) -> TxResult:
 
 
 def encode_results(results: list[TxResult] | tuple[TxResult, ...]) -> bytes:
-    writer = Writer().u32(len(results))
-    for result in results:
-        writer.raw(result.encode())
-    return writer.finish()
+    parts = [_DATA_SIZE.pack(len(results))]
+    parts.extend(result.encode() for result in results)
+    return b"".join(parts)
 
 
 def decode_results(data: bytes) -> tuple[TxResult, ...]:
@@ -92,4 +111,4 @@ def decode_results(data: bytes) -> tuple[TxResult, ...]:
 
 
 def results_root(results: list[TxResult] | tuple[TxResult, ...]) -> bytes:
-    return merkle.root([result.hash() for result in results])
+    return merkle.root([sha256(result.encode()) for result in results])

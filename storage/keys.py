@@ -8,6 +8,7 @@ printable ASCII so that a raw dump of the store is readable.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 BLOCK = b"b"  # height -> encoded block
 SEAL = b"s"  # height -> encoded seal
@@ -34,6 +35,7 @@ tx_index_max = (1 << 32) - 1
 
 _HEIGHT = struct.Struct(">Q")
 _LOCATION = struct.Struct(">QI")
+_INDEX = struct.Struct(">I")
 
 # Namespaces keyed by height: every committed height has exactly one record in each.
 PER_HEIGHT_NAMESPACES = (BLOCK, SEAL, RESULTS, APP_HASH, RESULTS_ROOT, BLOCK_HASH)
@@ -59,6 +61,19 @@ def height_key(namespace: bytes, height: int) -> bytes:
 def encode_location(height: int, index: int) -> bytes:
     assert 0 <= index <= tx_index_max, index
     return _LOCATION.pack(height, index)
+
+
+def location_packer(height: int) -> Callable[[int], bytes]:
+    """encode_location for one height, as a fast callable: the tx index of a block packs
+    one location per tx. The height part is packed once; the index is checked in range."""
+    assert 0 <= height <= height_max, height
+    height_bytes = _HEIGHT.pack(height)
+    pack_index = _INDEX.pack
+
+    def pack(index: int) -> bytes:
+        return height_bytes + pack_index(index)  # struct.error if the index is out of u32
+
+    return pack
 
 
 def decode_location(raw: bytes) -> tuple[int, int]:

@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 write_buffer_bytes = 16 * 1024 * 1024  # memtable; a block of 10,000 txs fits several times
 max_open_files = 256  # stay well under the node's file-descriptor limit
 bloom_filter_bits = 10  # per key: ~1% false positives
+# Table blocks are written uncompressed. Most bytes are blocks of signed txs and tx-index
+# records (signatures, hashes: incompressible), so Snappy spent ~1.3 us of CPU per
+# committed tx in flushes and compactions for almost no space (scripts/perf/block_path.py
+# and BENCHMARKS.md). The records themselves (keys, values, checksums) are unchanged, and
+# LevelDB flags compression per table block, so stores written with Snappy still read.
+compression: str | None = None
 
 
 def open_leveldb(path: Path) -> Any:
@@ -49,6 +55,7 @@ def open_leveldb(path: Path) -> Any:
             # a Bloom filter answers those without reading a table block. Filters only
             # skip reads; every value read is still checksummed.
             bloom_filter_bits=bloom_filter_bits,
+            compression=compression,
         )
     except plyvel.CorruptionError as error:
         raise CorruptionError(f"LevelDB store {path} is corrupt: {error_text(error)}") from error

@@ -6,7 +6,7 @@ what makes "identical semantics" true by construction rather than by copy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from storage import keys
 from storage.interface import BlockCommit, StorageError
@@ -40,11 +40,29 @@ def check_commit(commit: BlockCommit, *, committed_height: int, has_genesis: boo
         _check_hash(name, value)
     if len(commit.tx_hashes) > keys.tx_index_max:
         raise StorageError(f"{len(commit.tx_hashes)} txs in one block")
-    for tx_hash in commit.tx_hashes:
-        _check_hash("tx hash", tx_hash)
-    for state_key, state_value in commit.state_writes.items():
-        check_key("state", state_key)
-        check_value("state", state_value)
+    # The per-item checks run for every tx and state write of every block: a fast pass
+    # over plain comprehensions first, and the per-item calls (for their exact error
+    # messages) only when that pass finds something wrong.
+    if not _all_hashes_well_formed(commit.tx_hashes):
+        for tx_hash in commit.tx_hashes:
+            _check_hash("tx hash", tx_hash)
+    if not _all_state_writes_well_formed(commit.state_writes):
+        for state_key, state_value in commit.state_writes.items():
+            check_key("state", state_key)
+            check_value("state", state_value)
+
+
+def _all_hashes_well_formed(hashes: Sequence[bytes]) -> bool:
+    limit = hash_bytes_max
+    return all(type(value) is bytes and 0 < len(value) <= limit for value in hashes)
+
+
+def _all_state_writes_well_formed(writes: Mapping[bytes, bytes | None]) -> bool:
+    limit = key_bytes_max
+    return all(
+        type(key) is bytes and 0 < len(key) <= limit and (value is None or type(value) is bytes)
+        for key, value in writes.items()
+    )
 
 
 def check_genesis(

@@ -1,0 +1,97 @@
+"""CommitPipeline: blocks executed and stored in order, listeners told after durability, and
+a stored block's memoised encoding released (blocks an engine keeps after commit must not
+hold a second copy of their bytes)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping, Sequence
+
+from node.commits import CommitPipeline
+from node.executor import BlockExecutor, ExecutedBlock
+from protocol.block import Block, make_block
+from protocol.crypto import ZERO_HASH, SigningKey
+from protocol.results import TxResult, results_root
+from protocol.seal import SEAL_QUORUM, Seal, sign_commit_vote
+from protocol.sealed import SealedBlock
+from protocol.tx import Tx, sign_tx
+from services.interface import BlockInfo, BlockOutcome, StateView
+from storage.memory import MemoryChainStore
+
+CHAIN = "pipeline-chain"
+KEY = SigningKey(hashlib.sha256(b"pipeline").digest())
+GENESIS_APP_HASH = hashlib.sha256(b"genesis app").digest()
+
+
+class CountingApp:
+    """A minimal Application: every tx succeeds and writes one key; the app hash chains."""
+
+    def execute_block(
+        self, info: BlockInfo, txs: Sequence[Tx], state: StateView, *, prev_app_hash: bytes
+    ) -> BlockOutcome:
+        results = tuple(TxResult(code=0, log="ok") for _ in txs)
+        writes: Mapping[bytes, bytes | None] = {b"tx/" + tx.hash(): b"1" for tx in txs}
+        root = results_root(results)
+        app_hash = hashlib.sha256(prev_app_hash + root).digest()
+        return BlockOutcome(results=results, writes=writes, app_hash=app_hash, results_root=root)
+
+
+def _sealed(height: int, prev_hash: bytes, exec_fields: tuple[int, bytes, bytes]) -> SealedBlock:
+    txs = tuple(
+        sign_tx(KEY, chain_id=CHAIN, nonce=height * 100 + i, expiry_height=99, kind="k", body=b"b")
+        for i in range(3)
+    )
+    block: Block = make_block(
+        chain_id=CHAIN,
+        height=height,
+        prev_hash=prev_hash,
+        time_ms=height,
+        proposer=KEY.public_key,
+        txs=txs,
+        validators_hash=b"\x01" * 32,
+        exec_height=exec_fields[0],
+        exec_app_hash=exec_fields[1],
+        exec_results_root=exec_fields[2],
+    )
+    vote = sign_commit_vote(KEY, chain_id=CHAIN, view=0, height=height, block_hash=block.hash())
+    seal = Seal(
+        kind=SEAL_QUORUM, round=0, height=height, block_hash=block.hash(), signatures=((0, vote),)
+    )
+    return SealedBlock(block=block, seal=seal)
+
+
+async def test_blocks_are_stored_in_order_then_announced_and_their_encoding_released() -> None:
+    store = MemoryChainStore()
+    store.set_genesis(genesis_hash=b"\x02" * 32, app_hash=GENESIS_APP_HASH)
+    executor = BlockExecutor(store=store, app=CountingApp(), chain_id=CHAIN, pipeline_depth=1)  # type: ignore[arg-type]
+    pipeline = CommitPipeline(executor, queue_max=2)
+    announced: list[tuple[int, bool]] = []
+    stored = asyncio.Event()
+
+    def listener(executed: ExecutedBlock) -> None:
+        height = executed.sealed.height
+        announced.append((height, store.committed_height() >= height))
+        stored.set()
+
+    pipeline.add_listener(listener)
+    runner = asyncio.create_task(pipeline.run())
+    prev_hash = ZERO_HASH
+    sealed_blocks = []
+    for height in (1, 2, 3):
+        sealed = _sealed(height, prev_hash, executor.expected_exec_fields(height))
+        encoding = sealed.block.encode()
+        stored.clear()
+        await pipeline.enqueue(sealed)
+        async with asyncio.timeout(5):
+            await stored.wait()
+        assert pipeline.executed_height == height
+        assert store.block(height) == encoding
+        sealed_blocks.append(sealed)
+        prev_hash = sealed.block.hash()
+    runner.cancel()
+    await pipeline.settle()
+    assert announced == [(1, True), (2, True), (3, True)]
+    for sealed in sealed_blocks:
+        assert sealed.block._encoded is None  # released once durable
+        assert sealed.block.encode() == store.block(sealed.height)  # and rebuilt on demand
