@@ -153,3 +153,8 @@ class MessageCodec(Protocol):
     def invalid(self, message: object, sender: NodeId) -> str | None:
         """Stateless checks and every signature in the message; None if acceptable."""
         ...
+
+    def carried_blocks(self, message: object) -> tuple[Block, ...]:
+        """The blocks inside `message`: the node verifies their txs' signatures (once per
+        node, through its verified cache) before the engine sees the message."""
+        ...

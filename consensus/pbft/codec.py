@@ -132,6 +132,22 @@ class PbftCodec:
 
     # --- stateless validity -----------------------------------------------------------------
 
+    def carried_blocks(self, message: object) -> tuple[Block, ...]:
+        """The blocks a message carries, whose txs the node signature-checks before the
+        engine sees the message: a PRE-PREPARE's, those of a VIEW-CHANGE's prepared
+        certificates, and those of a NEW-VIEW's re-proposals and VIEW-CHANGEs. A block left
+        out here would let a faulty primary order txs no backup ever verified."""
+        if isinstance(message, m.PrePrepare):
+            return (message.block,)
+        if isinstance(message, m.ViewChange):
+            return tuple(cert.pre_prepare.block for cert in message.prepared)
+        if isinstance(message, m.NewView):
+            blocks = [pre_prepare.block for pre_prepare in message.pre_prepares]
+            for view_change in message.view_changes:
+                blocks.extend(cert.pre_prepare.block for cert in view_change.prepared)
+            return tuple(blocks)
+        return ()
+
     def invalid(self, message: object, sender: NodeId) -> str | None:
         """None if `message` from `sender` passes every check that needs no engine state."""
         if not isinstance(

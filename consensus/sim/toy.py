@@ -273,6 +273,10 @@ class ToyCodec:
             return ToyCommit(decode_sealed_block(bytes(data[1:])))
         raise DecodeError(f"unknown toy tag {tag}")
 
+    def carried_blocks(self, message: object) -> tuple[Block, ...]:
+        """A proposal carries its block (the simulator does not check tx signatures)."""
+        return (message.block,) if isinstance(message, ToyProposal) else ()
+
     def invalid(self, message: object, sender: NodeId) -> str | None:
         match message:
             case ToyProposal(block=block):

@@ -167,3 +167,19 @@ def test_invalid_rejects_messages_from_non_validators() -> None:
     prepare = next(s for s in SAMPLES if isinstance(s, m.Prepare))
     outsider = replace(prepare, replica=7)
     assert "not a validator" in (_ROUTER.codec.invalid(outsider, NodeId(7)) or "")
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda message: type(message).__name__)
+def test_carried_blocks_name_every_block_a_message_holds(message: m.PbftMessage) -> None:
+    """The node signature-checks exactly these blocks' txs: any block a message holds and
+    this misses would reach the engine with unverified txs."""
+    expected: list[object] = []
+    if isinstance(message, m.PrePrepare):
+        expected = [message.block]
+    elif isinstance(message, m.ViewChange):
+        expected = [cert.pre_prepare.block for cert in message.prepared]
+        assert expected, "the samples hold a VIEW-CHANGE with a prepared certificate"
+    elif isinstance(message, m.NewView):
+        expected = [pre_prepare.block for pre_prepare in message.pre_prepares]
+        expected += [c.pre_prepare.block for vc in message.view_changes for c in vc.prepared]
+    assert list(_ROUTER.codec.carried_blocks(message)) == expected
