@@ -34,6 +34,13 @@ verify_inline_txs_max = 32
 verify_workers_count = 2
 add_batch_txs_max = 10_000  # one add_batch call (RPC broadcast_txs, one gossip frame batch)
 
+# Standby txs (node/standby.py): gossiped txs a non-leader keeps raw, unchecked, in case it
+# becomes the leader. ~6 s of the machine's verify ceiling; the byte bound caps a flood of
+# large txs. Promotion on becoming leader runs through add_batch, this many txs at a time.
+standby_txs_max = 50_000
+standby_bytes_max = 32 * 1024 * 1024
+standby_promote_batch_txs = 1_000
+
 # --- consensus / block building ------------------------------------------------------------
 block_max_txs_default = 2_000
 block_max_bytes_default = 4 * 1024 * 1024
@@ -94,6 +101,8 @@ assert mempool_txs_default >= block_max_txs_default
 assert verified_cache_size_default >= 2 * mempool_txs_default, "cache outlives the pool"
 assert testnet_nodes_max <= protocol_limits.validators_max
 assert verify_inline_txs_max <= verify_chunk_txs <= add_batch_txs_max
+assert standby_bytes_max >= protocol_limits.tx_bytes_max, "standby must take any valid tx"
+assert 1 <= standby_promote_batch_txs <= add_batch_txs_max
 
 # --- engine driver and commit pipeline (node/driver.py, node/commits.py) -------------------
 # Consensus messages from peers waiting for the engine; a full inbox drops and counts

@@ -141,6 +141,25 @@ class NodeMetrics:
             "Transactions offered to the mempool (RPC and gossip).",
             registry=registry,
         )
+        self.mempool_standby_txs = Gauge(
+            name("standby_txs"),
+            "Gossiped transactions a non-leader keeps unchecked in case it becomes leader.",
+            registry=registry,
+        )
+        self.mempool_standby_bytes = Gauge(
+            name("standby_bytes"), "Bytes of standby transactions.", registry=registry
+        )
+        self.mempool_standby_evicted_total = Counter(
+            name("standby_evicted"),
+            "Standby transactions pushed out by the count or byte bound, oldest first.",
+            registry=registry,
+        )
+        self.mempool_standby_promoted_total = Counter(
+            name("standby_promoted"),
+            "Standby transactions handed to full admission after this node became leader.",
+            registry=registry,
+        )
+        self._standby_seen = (0, 0)  # (evicted, promoted) already added to the counters
 
     def _build_p2p(self, registry: CollectorRegistry) -> None:
         def name(suffix: str) -> str:
@@ -233,6 +252,17 @@ class NodeMetrics:
 
     def ws_client_dropped(self, reason: str) -> None:
         self.rpc_ws_dropped_clients_total.labels(reason=self._reason(reason)).inc()
+
+    def observe_standby(self, *, txs: int, size_bytes: int, evicted: int, promoted: int) -> None:
+        """Standby gauges, and the counters advanced to the store's running totals."""
+        self.mempool_standby_txs.set(txs)
+        self.mempool_standby_bytes.set(size_bytes)
+        seen_evicted, seen_promoted = self._standby_seen
+        assert evicted >= seen_evicted, "running totals never go back"
+        assert promoted >= seen_promoted, "running totals never go back"
+        self.mempool_standby_evicted_total.inc(evicted - seen_evicted)
+        self.mempool_standby_promoted_total.inc(promoted - seen_promoted)
+        self._standby_seen = (evicted, promoted)
 
     def mempool_rejected(self, reason: str) -> None:
         self.mempool_rejected_total.labels(reason=self._reason(reason)).inc()

@@ -7,7 +7,16 @@ carries has a valid signature (cached: a tx gossiped earlier was verified then) 
 driver's bounded inbox. A failure at any step is the peer's fault: dropped, counted by
 reason, logged at warning. Messages from one peer are processed in arrival order by one
 worker per peer, with a bounded queue, so a slow signature batch from one peer neither
-reorders its messages nor stalls the others.
+reorders its messages nor stalls the others. That worker is where a backup verifies most
+txs' signatures now: it keeps gossiped txs unchecked in standby (below).
+
+Tx gossip between validators (a full mesh): a tx a client sent us is flooded to every peer.
+A tx gossiped by another validator is not relayed (its sender sent it to every validator):
+the leader admits it in full into the pool; any other validator keeps it raw in the
+standby store (node/standby.py) until it commits, is carried by a proposal, is evicted, or
+this node becomes the leader and promotes it. Gossip from a non-validator, and any gossip
+at a non-validator, is admitted and relayed as a client tx is (observers need not be
+connected to every validator, so their txs must travel on).
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 
 from consensus.types import Envelope, Fetched, FetchRequest, MessageCodec, NodeId, Received
 from node.blocksync import BlockSync
@@ -24,6 +33,7 @@ from node.driver import EngineDriver
 from node.genesis import Genesis
 from node.mempool import Mempool
 from node.queries import ChainReader
+from node.standby import PASSING_REFUSALS, StandbyStore
 from p2p.config import FRAME_OVERHEAD_BYTES
 from p2p.gossip import GossipLimits, TxGossip
 from p2p.manager import P2PNode
@@ -42,8 +52,6 @@ CHANNEL_SYNC = 3
 _PEER_INGRESS_MAX = 1_000  # consensus messages queued per peer before dropping
 _REGOSSIP_TXS_MAX = 20_000  # pending txs offered to a peer that (re)connects
 _REJECTIONS_LOGGED = 10  # per reason, before logging only every 1,000th
-# Mempool refusals that may not hold for a later copy of the same tx.
-_PASSING_REFUSALS = frozenset({"full", "signer_quota"})
 
 
 class NodeNetwork:
@@ -59,11 +67,16 @@ class NodeNetwork:
         reader: ChainReader,
         rng: random.Random,
         on_carried_block: Callable[[Block], None] = lambda _block: None,
+        standby: StandbyStore | None = None,
+        is_leader: Callable[[], bool] = lambda: False,
     ) -> None:
         self.p2p = p2p
         self._on_carried_block = on_carried_block
         self._validators = validators
         self._own_key = own_key
+        # Only a validator keeps standby txs; a non-validator admits and relays (see above).
+        self.standby = standby if validators.index_of(own_key) is not None else None
+        self._is_leader = is_leader
         self._codec = codec
         self._driver = driver
         self._mempool = mempool
@@ -73,6 +86,7 @@ class NodeNetwork:
         self.messages_out: Counter[str] = Counter()
         self._ingress: dict[bytes, asyncio.Queue[object]] = {}
         self._workers: dict[bytes, asyncio.Task[None]] = {}
+        self._admissions: set[asyncio.Task[None]] = set()  # one per gossip batch in flight
         message_bytes_max = p2p.config.limits.frame_bytes_max - FRAME_OVERHEAD_BYTES
         if codec is not None:
             p2p.register_channel(
@@ -84,7 +98,7 @@ class NodeNetwork:
         self.gossip = TxGossip(
             p2p,
             channel_id=CHANNEL_TXS,
-            on_txs=self._on_gossiped_txs,
+            on_hashed_txs=self._on_gossiped_txs,
             limits=GossipLimits(tx_bytes_max=tx_bytes_max, batch_bytes_max=1024 * 1024),
         )
         p2p.add_peer_listener(self._on_peer)
@@ -101,9 +115,10 @@ class NodeNetwork:
         self.gossip.start()
 
     async def stop(self) -> None:
-        for task in self._workers.values():
+        tasks = [*self._workers.values(), *self._admissions]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.gossip.stop()
         await self.p2p.stop()
 
@@ -139,7 +154,7 @@ class NodeNetwork:
             self._reject("invalid", peer_key, reason)
             return
         self.messages_in[type(message).__name__] += 1
-        blocks = _carried_blocks(self._codec, message)
+        blocks = self._codec.carried_blocks(message)
         if not blocks and peer_key not in self._workers:
             self._offer(NodeId(sender), message, peer_key)  # fast path: nothing to verify
             return
@@ -161,8 +176,8 @@ class NodeNetwork:
         while True:
             message = await queue.get()
             assert self._codec is not None
-            for block in _carried_blocks(self._codec, message):
-                bad = await self._mempool.ensure_verified_async(block.txs)
+            for block in self._codec.carried_blocks(message):
+                bad = await self._mempool.ensure_verified_async(block.txs, block.tx_hashes())
                 if bad is not None:
                     self._reject(
                         "bad_tx_signature",
@@ -171,7 +186,7 @@ class NodeNetwork:
                     )
                     break
             else:
-                for block in _carried_blocks(self._codec, message):
+                for block in self._codec.carried_blocks(message):
                     self._on_carried_block(block)
                 self._offer(sender, message, peer_key)
 
@@ -206,15 +221,27 @@ class NodeNetwork:
     def gossip_tx(self, raw: bytes) -> None:
         self.gossip.add(raw)
 
-    def _on_gossiped_txs(self, peer_key: bytes, raws: list[bytes]) -> None:
-        asyncio.get_running_loop().create_task(self._admit_gossiped(raws))
+    def _on_gossiped_txs(self, peer_key: bytes, raws: list[bytes], digests: list[bytes]) -> None:
+        from_validator = self._validators.index_of(peer_key) is not None
+        if self.standby is None or not from_validator:
+            self._spawn(self._admit_gossiped(raws, relay=True))
+        elif self._is_leader():
+            self._spawn(self._admit_gossiped(raws, relay=False))
+        else:
+            self.standby.add_many(zip(digests, raws, strict=True))
 
-    async def _admit_gossiped(self, raws: Sequence[bytes]) -> None:
+    def _spawn(self, admission: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(admission)
+        self._admissions.add(task)
+        task.add_done_callback(self._admissions.discard)
+
+    async def _admit_gossiped(self, raws: Sequence[bytes], *, relay: bool) -> None:
         admissions = await self._mempool.add_batch(list(raws))
         for raw, admission in zip(raws, admissions, strict=True):
             if admission.added:
-                self.gossip.add(raw)
-            elif admission.reason in _PASSING_REFUSALS:
+                if relay:
+                    self.gossip.add(raw)
+            elif admission.reason in PASSING_REFUSALS:
                 self.gossip.forget(raw)  # a later copy (a re-offer) may be admitted
 
     def reoffer_to_leader(self, leader: int, raws: list[bytes]) -> int:
@@ -257,14 +284,6 @@ class NodeNetwork:
             self._reject("not_a_validator", peer_key, "blocks from a non-validator")
             return
         self._driver.post_control(Fetched(NodeId(sender), tuple(blocks)))
-
-
-def _carried_blocks(codec: MessageCodec, message: object) -> tuple[Block, ...]:
-    """Blocks inside a consensus message (PBFT PRE-PREPARE, NEW-VIEW, …), whose txs need
-    signature checks before the engine sees them. Engines that carry blocks say so through
-    an optional `carried_blocks(message)` on their codec."""
-    carried: Callable[[object], tuple[Block, ...]] | None = getattr(codec, "carried_blocks", None)
-    return () if carried is None else carried(message)
 
 
 def net_info_document(network: NodeNetwork, genesis: Genesis) -> dict[str, object]:

@@ -50,6 +50,7 @@ from node.producer import BlockProducer, ProducerConfig
 from node.queries import ChainReader
 from node.rpc.config import RpcConfig
 from node.rpc.server import RpcServer
+from node.standby import StandbyKeeper, StandbyStore
 from node.status import status_document
 from node.waiters import CommitWaiters
 from p2p.config import P2PConfig, P2PLimits, PeerAddress
@@ -144,6 +145,18 @@ class Node:
             after_step=self._after_step,
             tick_ms=config.consensus.tick_ms,
             peer_inbox_max=limits.consensus_inbox_max,
+        )
+        self.standby = StandbyStore(
+            txs_max=limits.standby_txs_max,
+            bytes_max=limits.standby_bytes_max,
+            on_evict=self._forget_in_gossip,
+        )
+        self.standby_keeper = StandbyKeeper(
+            self.standby,
+            mempool=self.mempool,
+            forget=self._forget_in_gossip,
+            on_task_done=self._task_ended,
+            batch_txs=limits.standby_promote_batch_txs,
         )
         self.network = self._build_network(built.codec)
         self.bus = EventBus(
@@ -276,6 +289,7 @@ class Node:
 
     async def stop(self) -> None:
         await self._hand_over_leadership()
+        await self.standby_keeper.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -353,6 +367,8 @@ class Node:
             reader=self.reader,
             rng=self._rng,
             on_carried_block=self._hold_carried_txs,
+            standby=self.standby,
+            is_leader=lambda: self.standby_keeper.leading,
         )
 
     async def _reoffer_stale_txs(self) -> None:
@@ -360,8 +376,16 @@ class Node:
         leader again (NodeNetwork.reoffer_to_leader says why). Bounded per interval."""
         assert self.network is not None
         mark = self.mempool.arrival_mark()
+        standby_mark = self.standby.arrival_mark()
         while True:
             await asyncio.sleep(limits.reoffer_interval_s)
+            if not self.standby_keeper.leading and self._idle_s() >= limits.reoffer_interval_s:
+                admitted = await self.standby_keeper.admit_waiting(standby_mark)
+                if admitted:
+                    log.info(
+                        "no commit for %.1f s: admitted %d standby txs", self._idle_s(), admitted
+                    )
+            standby_mark = self.standby.arrival_mark()
             status = self.driver.status()
             if status.leader is not None and status.leader != status.node_id:
                 stale = self.mempool.pending_raws_before(mark, limits.reoffer_txs_max)
@@ -385,12 +409,31 @@ class Node:
                 self.metrics.consensus_view_changes_total.inc(status.round - self._last_round)
             self._last_round = status.round
             self.metrics.consensus_view.set(status.round)
+        self._track_leadership(status)
         block = self.producer.maybe_build(status)
         if block is None:
             return
         hashes = tuple(tx.hash() for tx in block.txs)
         self._proposed[block.height] = (time.monotonic(), hashes)
         self.driver.post_control(Propose(block))
+
+    # --- standby txs (node/standby.py) -----------------------------------------------------
+
+    def _track_leadership(self, status: EngineStatus) -> None:
+        """The leader admits gossiped txs in full, the other validators keep them in standby
+        (NodeNetwork asks the keeper); on becoming leader, standby txs are promoted."""
+        if self.network is not None and self.network.standby is not None:
+            self.standby_keeper.track(leading=status.leader == status.node_id, round_=status.round)
+
+    def _idle_s(self) -> float:
+        last = self._last_commit_monotonic or self._started_monotonic
+        return time.monotonic() - last
+
+    def _forget_in_gossip(self, tx_hash: bytes) -> None:
+        """A tx that left standby unadmitted (evicted, or refused while the pool was full)
+        must get through gossip's seen-cache when its client's node re-offers it."""
+        if self.network is not None:
+            self.network.gossip.forget_digest(tx_hash)
 
     def _on_executed(self, executed: ExecutedBlock) -> None:
         block = executed.sealed.block
@@ -404,6 +447,7 @@ class Node:
             )
         )
         self.mempool.remove_committed(block.txs, committed_height=height)
+        self.standby.remove(executed.tx_hashes)
         self._release_abandoned_proposals(height, set(executed.tx_hashes))
         self.producer.on_committed(
             height=height, tx_count=len(block.txs), time_ms=block.header.time_ms
@@ -419,6 +463,7 @@ class Node:
             return  # already decided, or too far ahead to be honest work (bounded memory)
         hashes = block.tx_hashes()
         self.mempool.hold(hashes)
+        self.standby.hold(hashes)
         held = self._held.setdefault(block.height, set())
         if len(held) < limits.held_txs_per_height_max:
             held.update(hashes)
@@ -437,6 +482,7 @@ class Node:
             ]
             if leftover:
                 self.mempool.return_txs(leftover)
+                self.standby_keeper.released(leftover)
 
     def _observe_commit(self, executed: ExecutedBlock) -> None:
         now = time.monotonic()
@@ -453,6 +499,13 @@ class Node:
         metrics.storage_commit_seconds.observe(executed.store_seconds)
         metrics.mempool_size.set(self.mempool.pending_count())
         metrics.mempool_bytes.set(self.mempool.size_bytes())
+        counters = self.standby.counters
+        metrics.observe_standby(
+            txs=len(self.standby),
+            size_bytes=self.standby.size_bytes(),
+            evicted=counters.evicted,
+            promoted=counters.promoted,
+        )
 
     def _announce(self, executed: ExecutedBlock) -> None:
         sealed = executed.sealed

@@ -1,10 +1,11 @@
 """Tx gossip: batched flooding of already-validated raw txs, with a bounded seen-cache.
 
-The node calls `add(tx)` for each tx it admitted to its mempool (from a client or from a
-peer). Gossip remembers, per tx hash, which peers already have it (they sent it to us, or we
-queued it to them) and never sends it to those again. Received batches are de-duplicated and
-handed to `on_txs(peer_key, txs)`; the node validates them and, for each one it admits, calls
-`add(tx)` again, which forwards it to the peers that still lack it.
+The node calls `add(tx)` for each tx it wants flooded (one its client sent it; whether a tx
+received from a peer is relayed is the node's choice). Gossip remembers, per tx hash, which
+peers already have it (they sent it to us, or we queued it to them) and never sends it to
+those again. Received batches are de-duplicated and handed to `on_txs(peer_key, txs)` — or,
+to a node that wants to reuse the hashes gossip computed, to
+`on_hashed_txs(peer_key, txs, digests)` — and the node decides what to do with them.
 
 Everything is bounded: the seen-cache by count (oldest evicted first) and age, each peer's
 pending batch by count and bytes, the number of batches queued in p2p by its channel queue.
@@ -32,6 +33,8 @@ ITEM_OVERHEAD_BYTES = 5  # msgpack bin32 header, the worst case per tx
 ARRAY_OVERHEAD_BYTES = 5  # msgpack array32 header
 
 OnTxs = Callable[[bytes, list[bytes]], None]
+# (peer key, fresh txs, their SHA-256 digests in the same order)
+OnHashedTxs = Callable[[bytes, list[bytes], list[bytes]], None]
 
 
 class GossipTransport(Protocol):
@@ -98,13 +101,16 @@ class TxGossip:
         transport: GossipTransport,
         *,
         channel_id: int,
-        on_txs: OnTxs,
+        on_txs: OnTxs | None = None,
+        on_hashed_txs: OnHashedTxs | None = None,
         limits: GossipLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        assert (on_txs is None) != (on_hashed_txs is None), "exactly one receive callback"
         self._transport = transport
         self._channel_id = channel_id
         self._on_txs = on_txs
+        self._on_hashed_txs = on_hashed_txs
         self._limits = limits or GossipLimits()
         self._clock = clock
         self._seen: OrderedDict[bytes, _Seen] = OrderedDict()
@@ -195,7 +201,11 @@ class TxGossip:
         """Drop what we know of this tx, so that the next copy from a peer is handed to
         `on_txs` again. The node calls it for a tx its pool refused for a passing reason
         (full, signer quota): a later copy may well be admitted."""
-        self._seen.pop(hashlib.sha256(tx).digest(), None)
+        self.forget_digest(hashlib.sha256(tx).digest())
+
+    def forget_digest(self, digest: bytes) -> None:
+        """`forget` by the tx's SHA-256 digest, for a caller that already has it."""
+        self._seen.pop(digest, None)
 
     def _peer_bit(self, peer_key: bytes) -> int:
         index = self._peer_index.get(peer_key)
@@ -247,6 +257,7 @@ class TxGossip:
             return
         self.stats.batches_received += 1
         fresh: list[bytes] = []
+        digests: list[bytes] = []
         for tx in txs:
             if len(tx) > self._limits.tx_bytes_max:
                 self.stats.drops["too_large_inbound"] += 1
@@ -258,8 +269,14 @@ class TxGossip:
                 self.stats.txs_duplicate += 1
             else:
                 fresh.append(tx)
+                digests.append(digest)
         self.stats.txs_received += len(fresh)
-        if fresh:
+        if not fresh:
+            return
+        if self._on_hashed_txs is not None:
+            self._on_hashed_txs(peer_key, fresh, digests)
+        else:
+            assert self._on_txs is not None
             self._on_txs(peer_key, fresh)
 
     # --- seen-cache ---

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import msgspec
@@ -140,3 +141,29 @@ async def test_gossip_throughput_harness_delivers_every_tx() -> None:
     result = await measure_gossip(count=2000)
     assert result.messages == 2000
     assert result.frames <= 2000 // 1000 + 5, "txs were not batched"
+
+
+def test_hashed_receiver_gets_each_fresh_tx_with_its_sha256_and_forget_digest_readmits() -> None:
+    node = P2PNode(make_config(0, allowed=range(2)))
+    received: list[tuple[list[bytes], list[bytes]]] = []
+    gossip = TxGossip(
+        node,
+        channel_id=GOSSIP_CHANNEL,
+        on_hashed_txs=lambda _peer, txs, digests: received.append((txs, digests)),
+    )
+    peer = public_key(1)
+    gossip._on_message(peer, msgspec.msgpack.encode([b"a", b"b", b"a"]))
+    assert received == [
+        ([b"a", b"b"], [hashlib.sha256(b"a").digest(), hashlib.sha256(b"b").digest()])
+    ]
+    gossip._on_message(peer, msgspec.msgpack.encode([b"a", b"b"]))
+    assert len(received) == 1, "duplicates are not delivered again"
+    gossip.forget_digest(hashlib.sha256(b"b").digest())
+    gossip._on_message(peer, msgspec.msgpack.encode([b"a", b"b"]))
+    assert received[-1] == ([b"b"], [hashlib.sha256(b"b").digest()]), "a forgotten tx comes back"
+
+
+def test_exactly_one_receive_callback() -> None:
+    node = P2PNode(make_config(0, allowed=range(2)))
+    with pytest.raises(AssertionError):
+        TxGossip(node, channel_id=GOSSIP_CHANNEL)
