@@ -209,6 +209,26 @@ def _add_start(commands: Commands) -> None:
     start.set_defaults(handler=_start)
 
 
+# Young-generation threshold of the node's collector. A tx allocates a few dozen objects on
+# its way through admission, a block and execution, so CPython's default (700) runs a young
+# collection every few txs, and each cascade into an old-generation pass walks every cached
+# tx, body and state entry (the node keeps ~10^5 of them in bounded caches). Our objects
+# rarely form cycles (reference counting frees them), so collecting less often costs little
+# memory.
+_GC_YOUNG_THRESHOLD = 50_000
+_GC_OLDER_THRESHOLD = 20
+
+
+def _tune_garbage_collector() -> None:
+    """Freeze what start-up allocated (modules, config, genesis: never garbage, so never
+    worth scanning again) and collect young objects less often (see the constants)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_GC_YOUNG_THRESHOLD, _GC_OLDER_THRESHOLD, _GC_OLDER_THRESHOLD)
+
+
 def _start(args: argparse.Namespace) -> int:
     if not __debug__:
         raise CliError("refusing to run under python -O: the node's invariants are asserts")
@@ -228,6 +248,8 @@ def _start(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise CliError(f"this build has no runnable node yet: {error}") from None
     import uvloop
+
+    _tune_garbage_collector()
 
     async def run() -> None:
         task = asyncio.current_task()
