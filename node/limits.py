@@ -40,6 +40,9 @@ add_batch_txs_max = 10_000  # one add_batch call (RPC broadcast_txs, one gossip 
 standby_txs_max = 50_000
 standby_bytes_max = 32 * 1024 * 1024
 standby_promote_batch_txs = 1_000
+# A backup that sees no commit for a re-offer interval admits this many of its oldest
+# standby txs, enough to give its engine pending work (StandbyKeeper.admit_waiting).
+standby_idle_admit_txs = 256
 
 # --- consensus / block building ------------------------------------------------------------
 block_max_txs_default = 2_000
@@ -103,6 +106,7 @@ assert testnet_nodes_max <= protocol_limits.validators_max
 assert verify_inline_txs_max <= verify_chunk_txs <= add_batch_txs_max
 assert standby_bytes_max >= protocol_limits.tx_bytes_max, "standby must take any valid tx"
 assert 1 <= standby_promote_batch_txs <= add_batch_txs_max
+assert 1 <= standby_idle_admit_txs <= standby_txs_max
 
 # --- engine driver and commit pipeline (node/driver.py, node/commits.py) -------------------
 # Consensus messages from peers waiting for the engine; a full inbox drops and counts

@@ -157,6 +157,7 @@ class Node:
             forget=self._forget_in_gossip,
             on_task_done=self._task_ended,
             batch_txs=limits.standby_promote_batch_txs,
+            idle_admit_txs=limits.standby_idle_admit_txs,
         )
         self.network = self._build_network(built.codec)
         self.bus = EventBus(

@@ -193,18 +193,24 @@ async def promote(
     on_refused: Callable[[bytes], None],
     batch_txs: int,
     until: int | None = None,
+    total_max: int | None = None,
 ) -> int:
     """Hand standby txs to full admission (`Mempool.add_batch`), oldest first, `batch_txs`
     at a time, while `keep_going()`; stops when nothing promotable is left (with `until`,
-    nothing that arrived by that mark). Txs already in the pool are dropped unadmitted; a
-    tx already committed fails check_tx's replay check. `on_refused(hash)` is called for
+    nothing that arrived by that mark; with `total_max`, after taking that many). Txs
+    already in the pool are dropped unadmitted; a tx already committed fails check_tx's
+    replay check. `on_refused(hash)` is called for
     txs refused for a passing reason. Returns how many txs entered the pool."""
     assert batch_txs >= 1
     added = 0
-    while keep_going():
-        batch = store.take_oldest(batch_txs, skip=in_pool, until=until)
+    remaining = total_max
+    while keep_going() and (remaining is None or remaining > 0):
+        step = batch_txs if remaining is None else min(batch_txs, remaining)
+        batch = store.take_oldest(step, skip=in_pool, until=until)
         if not batch:
             break
+        if remaining is not None:
+            remaining -= len(batch)
         admissions = await admit([raw for _, raw in batch])
         for (tx_hash, _), admission in zip(batch, admissions, strict=True):
             if admission.added:
@@ -228,7 +234,9 @@ class StandbyKeeper:
         forget: Callable[[bytes], None],
         on_task_done: Callable[[asyncio.Task[None]], None],
         batch_txs: int,
+        idle_admit_txs: int,
     ) -> None:
+        assert idle_admit_txs >= 1
         self.store = store
         self.leading = False
         self.promotion: asyncio.Task[None] | None = None
@@ -236,6 +244,7 @@ class StandbyKeeper:
         self._forget = forget
         self._on_task_done = on_task_done
         self._batch_txs = batch_txs
+        self._idle_admit_txs = idle_admit_txs
 
     def track(self, *, leading: bool, round_: int) -> None:
         """Called after every engine step: on becoming leader, promote standby txs."""
@@ -279,11 +288,15 @@ class StandbyKeeper:
 
     async def admit_waiting(self, until: int) -> int:
         """The node saw no commit for a whole re-offer interval while standby txs wait:
-        admit those that arrived by `until` in full, so they count as pending work and
-        this backup's engine suspects a primary that stopped ordering (PBFT needs f + 1
-        backups to time out; before standby every backup held every tx in its pool).
-        Admission checks them, so garbage from a faulty peer raises no suspicion, and a
-        tx already committed fails the replay check and leaves standby."""
+        admit the oldest of those that arrived by `until` in full (at most
+        `idle_admit_txs`), so they count as pending work and this backup's engine suspects
+        a primary that stopped ordering (PBFT needs f + 1 backups to time out; before
+        standby every backup held every tx in its pool). A few txs are enough for that;
+        admitting them all would make an overloaded backup, whose blocks merely take longer
+        than an interval, verify its whole standby store and slow the cluster further.
+        Admission checks them, so garbage from a faulty peer raises no suspicion (and
+        leaves standby: the next interval takes the next oldest), and a tx already
+        committed fails the replay check."""
         return await promote(
             self.store,
             admit=self._mempool.add_batch,
@@ -292,6 +305,7 @@ class StandbyKeeper:
             on_refused=self._forget,
             batch_txs=self._batch_txs,
             until=until,
+            total_max=self._idle_admit_txs,
         )
 
     async def stop(self) -> None:

@@ -172,3 +172,24 @@ async def test_promote_stops_when_leadership_ends_and_reports_passing_refusals()
     )
     assert all(digest(raw) in store for raw in later), "a non-leader promotes nothing"
     mempool.close()
+
+
+async def test_promote_with_a_total_cap_takes_only_the_oldest_few() -> None:
+    """An idle backup admits a few standby txs, not its whole store (admit_waiting): under
+    overload, verifying everything would slow the cluster it is waiting for."""
+    mempool = Mempool(chain_id=CHAIN, next_height=1)
+    store = StandbyStore(txs_max=100, bytes_max=1 << 20)
+    raws = filled(store, 9)
+    added = await promote(
+        store,
+        admit=mempool.add_batch,
+        in_pool=mempool.__contains__,
+        keep_going=lambda: True,
+        on_refused=lambda _h: None,
+        batch_txs=2,
+        total_max=5,
+    )
+    assert added == 5
+    assert [tx.encode() for tx in mempool.pending_txs(10)] == raws[:5], "oldest first"
+    assert all(digest(raw) in store for raw in raws[5:]), "the rest keep waiting"
+    mempool.close()
