@@ -4,14 +4,21 @@ Admission runs the cheap checks first and the expensive one last, so a flood cos
     size -> decode -> chain id -> expiry vs next height -> duplicate hash -> duplicate
     (signer, nonce) -> pool full / signer quota -> signature -> app check against committed
     state (`admit`, the application's check_tx).
+The checks on the bytes alone (size, decode, chain id) run once per submission; the pool
+checks (expiry, duplicates, bounds) run before the signature check and again after it,
+because the pool and the next height may change while a batch awaits its verify threads.
+Each tx is hashed once: the hash is memoised on the decoded Tx, which `decode_tx` hands out
+again for the same bytes (in a block, a PRE-PREPARE), so nothing downstream re-hashes it.
 A signature is verified once per node, ever: the hashes of verified txs live in a bounded
 LRU (`VerifiedCache`), which block validation consults too (`ensure_verified`), so a tx that
 came through this pool costs no second verify when its block arrives.
 
 State of a tx in the pool: *pending* (may be reaped) or *in flight* (in a block proposed but
 not yet committed; not reaped again). `reap` moves txs to in flight, `return_txs` moves them
-back if the proposal is abandoned, `remove_committed` drops them (and any other tx with the
-same (signer, nonce), which can never execute now) and then evicts expired txs.
+back if the proposal is abandoned (evicting those that expired meanwhile),
+`remove_committed` drops them (and any other tx with the same (signer, nonce), which can
+never execute now) and then evicts expired txs. Per-commit upkeep costs the txs of the block
+plus the expired ones, never a pass over the pool: expiry is indexed by height bucket.
 
 Fairness: `reap` serves signers round-robin, each signer's txs in arrival order, and rotates
 the starting signer between reaps, so one busy agency cannot starve the others; a per-signer
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -59,10 +67,12 @@ APP_CODESPACE = "app"
 Admit = Callable[[Tx, int], TxResult]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Admission:
     """What happened to one submitted tx. `added` is True only for a tx new to the pool,
-    which is what the node gossips; `reason` is the rejection counter label or ""."""
+    which is what the node gossips; `reason` is the rejection counter label or "".
+    Not frozen only because a frozen dataclass costs twice as much to build, and one is
+    built per submitted tx; nothing ever assigns to one after it is returned."""
 
     result: SubmitResult
     reason: str = ""
@@ -157,7 +167,13 @@ class Mempool:
         # Pending (reapable) txs: signer -> {tx hash: None} in arrival order; the dict order
         # of `_queues` is the round-robin order of signers.
         self._queues: OrderedDict[bytes, dict[bytes, None]] = OrderedDict()
-        self._expiry_heap: list[tuple[int, int, bytes]] = []  # (expiry, seq, hash), lazy
+        # Expiry index: expiry height -> {tx hash: None} for every pending tx (and in-flight
+        # txs not yet past their height), plus a min-heap of those heights. Removing a tx
+        # is a dict delete, and evicting touches only expired buckets: O(txs removed), never
+        # O(pool). The heap may hold heights whose bucket is gone (skipped when popped);
+        # it is rebuilt from the buckets when such stale heights pile up.
+        self._by_expiry: dict[int, dict[bytes, None]] = {}
+        self._expiry_heights: list[int] = []
         self._bytes = 0
         self._pending = 0
         self._seq = 0
@@ -184,8 +200,8 @@ class Mempool:
 
     def pending_txs(self, limit: int) -> list[Tx]:
         """Up to `limit` txs in arrival order (RPC unconfirmed_txs)."""
-        oldest = heapq.nsmallest(max(0, limit), self._entries.values(), key=lambda e: e.seq)
-        return [entry.tx for entry in oldest]
+        # `_entries` is in arrival order: entries are inserted once, with increasing seq.
+        return [entry.tx for entry in itertools.islice(self._entries.values(), max(0, limit))]
 
     def arrival_mark(self) -> int:
         """A mark in arrival order: txs admitted from now on come after it."""
@@ -206,16 +222,19 @@ class Mempool:
 
     def add(self, raw: bytes) -> Admission:
         """Admit one tx synchronously (verifying its signature on the calling thread)."""
-        checked = self._precheck(raw)
+        checked = self._static_check(raw)
         if isinstance(checked, Admission):
             return checked
         tx, tx_hash = checked
+        refusal = self._pool_check(tx, tx_hash)
+        if refusal is not None:
+            return refusal
         if not self.verified.touch(tx_hash):
             self.counters.verifications += 1
             if not tx.verify_signature():
                 return self._reject(tx_hash, "bad_signature", "signature does not verify")
             self.verified.add(tx_hash)
-        return self._finish(tx, raw, tx_hash)
+        return self._finish(tx, tx_hash)
 
     async def add_batch(self, raws: Sequence[bytes]) -> list[Admission]:
         """Admit many txs, verifying signatures off the event loop in chunks. Results are in
@@ -228,40 +247,44 @@ class Mempool:
         return admissions
 
     async def _add_slice(self, raws: Sequence[bytes]) -> list[Admission]:
+        """Static checks (size, decode, chain) run once per tx; the pool checks run before
+        the signature checks, so a tx the pool would refuse costs no verify, and again after
+        them, because the pool may have changed while we awaited (and earlier txs of this
+        batch are inserted by then)."""
         assert len(raws) <= limits.add_batch_txs_max
         results: list[Admission | None] = [None] * len(raws)
-        candidates: list[tuple[int, bytes, bool]] = []  # (index, hash, needs a verify)
+        candidates: list[tuple[int, Tx, bytes, bool]] = []  # (index, tx, hash, needs a verify)
         fresh: list[Tx] = []
         seen: set[bytes] = set()
         good: set[bytes] = set()  # hashes known to carry a valid signature
         for index, raw in enumerate(raws):
-            checked = self._precheck(raw)
+            checked = self._static_check(raw)
             if isinstance(checked, Admission):
                 results[index] = checked
                 continue
             tx, tx_hash = checked
+            refusal = self._pool_check(tx, tx_hash)
+            if refusal is not None:
+                results[index] = refusal
+                continue
             if self.verified.touch(tx_hash):
                 good.add(tx_hash)
             # A repeat within the batch, or a tx verified earlier, needs no verify of its own.
             needs_verify = tx_hash not in seen and tx_hash not in good
             seen.add(tx_hash)
-            candidates.append((index, tx_hash, needs_verify))
+            candidates.append((index, tx, tx_hash, needs_verify))
             if needs_verify:
                 fresh.append(tx)
         verdicts = iter(await self._verify_many(fresh))
-        for index, tx_hash, needs_verify in candidates:
+        for index, tx, tx_hash, needs_verify in candidates:
             if needs_verify and next(verdicts):
                 self.verified.add(tx_hash)
                 good.add(tx_hash)
             if tx_hash not in good:
                 results[index] = self._reject(tx_hash, "bad_signature", "bad signature")
                 continue
-            # The pool may have changed while we awaited: run the cheap checks again.
-            again = self._precheck(raws[index])
-            if isinstance(again, Admission):
-                results[index] = again
-            else:
-                results[index] = self._finish(again[0], raws[index], again[1])
+            refusal = self._pool_check(tx, tx_hash)
+            results[index] = refusal if refusal is not None else self._finish(tx, tx_hash)
         final = [result for result in results if result is not None]
         assert len(final) == len(raws), "every tx gets exactly one admission"
         return final
@@ -284,38 +307,46 @@ class Mempool:
         assert len(verdicts) == len(txs)
         return verdicts
 
-    def _precheck(self, raw: bytes) -> Admission | tuple[Tx, bytes]:
-        """Every check cheaper than a signature; the decoded tx and its hash if all pass."""
-        # The hash is computed first so that every answer names the tx it is about; the
-        # RPC body limit bounds the cost for oversized input.
-        tx_hash = sha256(raw)  # decode is strict, so for a valid tx this is its hash
+    def _static_check(self, raw: bytes) -> Admission | tuple[Tx, bytes]:
+        """Checks that depend on the bytes alone (size, strict decode, chain id): their
+        verdict never changes, so they run once per submission. The decoded tx and its hash
+        if all pass. The hash is memoised on the Tx (decode_tx returns one object per byte
+        string), so block validation, the block builder and the executor do not hash it again."""
         if len(raw) > self.limits.max_tx_bytes:
-            return self._reject(tx_hash, "too_large", f"tx is {len(raw)} bytes")
+            return self._reject(sha256(raw), "too_large", f"tx is {len(raw)} bytes")
         try:
             tx = decode_tx(raw)
         except DecodeError as error:
-            return self._reject(tx_hash, "decode", str(error))
+            return self._reject(sha256(raw), "decode", str(error))
+        tx_hash = tx.hash()  # decode is strict, so this is the hash of `raw` itself
         if tx.chain_id != self.chain_id:
             return self._reject(tx_hash, "wrong_chain", f"tx is for chain {tx.chain_id!r}")
+        return tx, tx_hash
+
+    def _pool_check(self, tx: Tx, tx_hash: bytes) -> Admission | None:
+        """Checks against the pool and the next height, which can change across an await;
+        each is a comparison or a dict lookup. None if the tx may enter."""
         if tx.expiry_height < self.next_height:
             return self._reject(
                 tx_hash, "expired", f"expired at {tx.expiry_height}, next {self.next_height}"
             )
-        if tx_hash in self._entries:
+        entries = self._entries
+        if tx_hash in entries:
             return self._reject(tx_hash, "duplicate", "already in the mempool")
         if tx.replay_key in self._by_replay:
             return self._reject(tx_hash, "duplicate_nonce", "same signer and nonce pending")
-        if len(self._entries) >= self.limits.max_txs or (
-            self._bytes + len(raw) > self.limits.max_bytes
+        pool_limits = self.limits
+        if len(entries) >= pool_limits.max_txs or (
+            self._bytes + len(tx.encode()) > pool_limits.max_bytes
         ):
             return self._reject(tx_hash, "full", "mempool full, retry later")
-        if self._per_signer_count.get(tx.signer, 0) >= self.limits.max_txs_per_signer:
+        if self._per_signer_count.get(tx.signer, 0) >= pool_limits.max_txs_per_signer:
             return self._reject(tx_hash, "signer_quota", "too many pending txs from this signer")
-        return tx, tx_hash
+        return None
 
-    def _finish(self, tx: Tx, raw: bytes, tx_hash: bytes) -> Admission:
+    def _finish(self, tx: Tx, tx_hash: bytes) -> Admission:
         """Signature known good: ask the application, then insert."""
-        assert sha256(raw) == tx_hash, "a tx is indexed by the hash of its own bytes"
+        assert tx_hash == tx.hash(), "a tx is indexed by the (memoised) hash of its own bytes"
         verdict = self._admit(tx, self.next_height)
         if not verdict.ok:
             reason = f"app_{verdict.code}"
@@ -324,7 +355,7 @@ class Mempool:
                 tx_hash=tx_hash, code=verdict.code, log=verdict.log, codespace=APP_CODESPACE
             )
             return Admission(result=result, reason=reason)
-        self._insert(tx, raw, tx_hash)
+        self._insert(tx, tx_hash)
         result = SubmitResult(tx_hash=tx_hash, code=0, codespace=CODESPACE)
         return Admission(result=result, added=True, tx=tx)
 
@@ -341,16 +372,26 @@ class Mempool:
 
     # --- pool structure ------------------------------------------------------------------
 
-    def _insert(self, tx: Tx, raw: bytes, tx_hash: bytes) -> None:
+    def _insert(self, tx: Tx, tx_hash: bytes) -> None:
         self._seq += 1
-        entry = _Entry(tx=tx, raw=raw, tx_hash=tx_hash, seq=self._seq)
-        self._entries[tx_hash] = entry
+        raw = tx.encode()
+        signer = tx.signer
+        self._entries[tx_hash] = _Entry(tx, raw, tx_hash, self._seq)
         self._by_replay[tx.replay_key] = tx_hash
-        self._per_signer_count[tx.signer] = self._per_signer_count.get(tx.signer, 0) + 1
-        self._queues.setdefault(tx.signer, {})[tx_hash] = None
+        counts = self._per_signer_count
+        counts[signer] = counts.get(signer, 0) + 1
+        queue = self._queues.get(signer)
+        if queue is None:
+            queue = self._queues[signer] = {}
+        queue[tx_hash] = None
         self._pending += 1
-        heapq.heappush(self._expiry_heap, (tx.expiry_height, entry.seq, tx_hash))
-        self._bytes += entry.size
+        expiry = tx.expiry_height
+        bucket = self._by_expiry.get(expiry)
+        if bucket is None:
+            bucket = self._by_expiry[expiry] = {}
+            heapq.heappush(self._expiry_heights, expiry)
+        bucket[tx_hash] = None
+        self._bytes += len(raw)
         self.counters.added += 1
 
     def _drop(self, tx_hash: bytes) -> _Entry | None:
@@ -370,6 +411,11 @@ class Mempool:
             if not queue:
                 del self._queues[signer]
             self._pending -= 1
+        bucket = self._by_expiry.get(entry.tx.expiry_height)
+        if bucket is not None:
+            bucket.pop(tx_hash, None)
+            if not bucket:
+                del self._by_expiry[entry.tx.expiry_height]  # its heap height is now stale
         self._bytes -= entry.size
         return entry
 
@@ -445,6 +491,12 @@ class Mempool:
             entry = self._entries.get(tx_hash)
             if entry is None or not entry.in_flight:
                 continue
+            if entry.tx.expiry_height < self.next_height:
+                # Expired while in flight: `evict_expired` left it to its block; the block
+                # did not take it, so it goes now.
+                self._drop(tx_hash)
+                self.counters.evicted_expired += 1
+                continue
             entry.in_flight = False
             self._pending += 1
             self._queues.setdefault(entry.tx.signer, {})[tx_hash] = None
@@ -472,30 +524,25 @@ class Mempool:
 
     def evict_expired(self) -> int:
         """Drop pending txs whose expiry height is below the next height. In-flight txs stay
-        (their block decides); they are evicted after being returned."""
+        (their block decides) but leave the expiry index; `return_txs` evicts them if their
+        block gives them back. Cost: the expired txs, not the pool."""
         evicted = 0
-        heap = self._expiry_heap
-        keep: list[tuple[int, int, bytes]] = []
-        while heap and heap[0][0] < self.next_height:
-            item = heapq.heappop(heap)
-            entry = self._entries.get(item[2])
-            if entry is None or entry.seq != item[1]:
-                continue  # stale heap item: the tx already left
-            if entry.in_flight:
-                keep.append(item)
-                continue
-            self._drop(item[2])
-            evicted += 1
-        for item in keep:
-            heapq.heappush(heap, item)
-        if len(heap) > 2 * len(self._entries) + 1024:
-            self._rebuild_heap()
+        heights = self._expiry_heights
+        while heights and heights[0] < self.next_height:
+            bucket = self._by_expiry.pop(heapq.heappop(heights), None)
+            for tx_hash in bucket or ():
+                if not self._entries[tx_hash].in_flight:
+                    self._drop(tx_hash)
+                    evicted += 1
+        if len(heights) > 2 * len(self._by_expiry) + 64:
+            self._rebuild_expiry_heights()
         self.counters.evicted_expired += evicted
         return evicted
 
-    def _rebuild_heap(self) -> None:
-        self._expiry_heap = [(e.tx.expiry_height, e.seq, h) for h, e in self._entries.items()]
-        heapq.heapify(self._expiry_heap)
+    def _rebuild_expiry_heights(self) -> None:
+        """Forget stale heights: O(distinct expiry heights held), not O(pool)."""
+        self._expiry_heights = list(self._by_expiry)
+        heapq.heapify(self._expiry_heights)
 
     # --- block validation ----------------------------------------------------------------
 
@@ -545,6 +592,14 @@ class Mempool:
         assert all(queue for queue in self._queues.values()), "empty signer queue kept"
         for tx_hash, entry in self._entries.items():
             assert self._by_replay[entry.tx.replay_key] == tx_hash
+            if not entry.in_flight:
+                assert tx_hash in self._by_expiry[entry.tx.expiry_height], "pending unindexed"
+        live_heights = set(self._expiry_heights)
+        for height, bucket in self._by_expiry.items():
+            assert bucket, "empty expiry bucket kept"
+            assert height in live_heights, "expiry bucket missing from the heap"
+            for tx_hash in bucket:
+                assert self._entries[tx_hash].tx.expiry_height == height
         assert len(self._entries) <= self.limits.max_txs
         assert self._bytes <= self.limits.max_bytes
 

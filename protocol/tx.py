@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import functools
 import string
-from dataclasses import dataclass, field
+import struct
+from dataclasses import dataclass, field, fields
 
 from protocol import limits
 from protocol.crypto import (
@@ -59,11 +60,16 @@ class Tx:
     kind: str  # service tx kind, e.g. "notary.anchor"
     body: bytes  # service payload (msgpack, see docs/SERVICES.md)
     signature: bytes
-    # Memoised canonical bytes and hash: a tx is hashed by the mempool, the block builder,
-    # the executor and the services, and re-encoding it each time cost more than the rest
-    # of its bookkeeping. Derived data only: never compared, never shown.
+    # Memoised canonical bytes, hash and replay key: a tx is hashed by the mempool, the
+    # block builder, the executor and the services, and re-encoding it each time cost more
+    # than the rest of its bookkeeping. Derived data only: never compared, never shown.
+    # Safe because the fields they derive from are frozen and a decoded tx's `_encoded` is
+    # the exact bytes it was decoded from (decoding is strict, so those are canonical).
+    # Two threads may fill a memo at once; both compute the same value, so either store
+    # wins harmlessly (one slot store is atomic under the GIL).
     _encoded: bytes | None = field(default=None, init=False, compare=False, repr=False)
     _hash: bytes | None = field(default=None, init=False, compare=False, repr=False)
+    _replay_key: bytes | None = field(default=None, init=False, compare=False, repr=False)
 
     def invalid(self) -> str | None:
         """Stateless checks, cheap; the signature is checked separately (verify_signature)."""
@@ -82,7 +88,13 @@ class Tx:
         return None
 
     def signing_payload(self) -> bytes:
-        return _encode_unsigned(self)
+        """The signed bytes: the encoding minus its trailing signature. Sliced from the
+        memoised encoding when there is one (a decoded tx always has it), re-encoded once
+        otherwise; both give the same bytes because the encoding is canonical."""
+        encoded = self._encoded
+        if encoded is None:
+            return _encode_unsigned(self)
+        return encoded[:-SIGNATURE_BYTES]
 
     def encode(self) -> bytes:
         encoded = self._encoded
@@ -103,8 +115,13 @@ class Tx:
 
     @property
     def replay_key(self) -> bytes:
-        """40 bytes: signer || u64 nonce. Stored forever once the tx executes."""
-        return self.signer + self.nonce.to_bytes(8, "big")
+        """40 bytes: signer || u64 nonce. Stored forever once the tx executes. Memoised like
+        the hash: the mempool indexes by it and check_tx and execution read it."""
+        key = self._replay_key
+        if key is None:
+            key = self.signer + self.nonce.to_bytes(8, "big")
+            object.__setattr__(self, "_replay_key", key)
+        return key
 
 
 def _encode_unsigned(tx: Tx) -> bytes:
@@ -185,6 +202,94 @@ def _as_bytes(data: object) -> bytes:
 
 
 def _decode_tx_uncached(data: bytes) -> Tx:
+    """Strict decode of one tx. The common case takes the fast path (`_parse_fast`); any
+    input it does not accept goes through the field-by-field Reader, which either accepts
+    it too (so a gap in the fast path costs time, never a valid tx) or names the problem."""
+    parsed = _parse_fast(data)
+    if parsed is None:
+        parsed = _parse_with_reader(data)
+    tx = _build_decoded(parsed, data)
+    if (reason := tx.invalid()) is not None:
+        raise DecodeError(reason)
+    return tx
+
+
+_Fields = tuple[str, bytes, int, int, str, bytes, bytes]
+# The slot setters of Tx in field order. A frozen dataclass's __init__ sets each field
+# through object.__setattr__, which made building a Tx 40% of a decode; the slot descriptors
+# do the same stores at a third of the cost. The assert keeps this in step with the class.
+_TX_FIELD_NAMES = (
+    "chain_id", "signer", "nonce", "expiry_height", "kind", "body", "signature",
+    "_encoded", "_hash", "_replay_key",
+)  # fmt: skip
+assert tuple(f.name for f in fields(Tx)) == _TX_FIELD_NAMES, "Tx fields changed"
+assert not hasattr(Tx, "__post_init__"), "_build_decoded bypasses __init__"
+(
+    _set_chain_id, _set_signer, _set_nonce, _set_expiry_height, _set_kind, _set_body,
+    _set_signature, _set_encoded, _set_hash, _set_replay_key,
+) = (getattr(Tx, name).__set__ for name in _TX_FIELD_NAMES)  # fmt: skip
+
+
+def _build_decoded(parsed: _Fields, encoded: bytes) -> Tx:
+    """A Tx from decoded fields, its encoding memoised (canonical: decoding was strict).
+    Equal to Tx(...) of the same fields: Tx has no __post_init__ and every slot is set."""
+    tx = object.__new__(Tx)
+    _set_chain_id(tx, parsed[0])
+    _set_signer(tx, parsed[1])
+    _set_nonce(tx, parsed[2])
+    _set_expiry_height(tx, parsed[3])
+    _set_kind(tx, parsed[4])
+    _set_body(tx, parsed[5])
+    _set_signature(tx, parsed[6])
+    _set_encoded(tx, encoded)
+    _set_hash(tx, None)
+    _set_replay_key(tx, None)
+    return tx
+
+
+_NONCE_EXPIRY_KIND_LENGTH = struct.Struct(">QQB")
+_BODY_LENGTH = struct.Struct(">I")
+# version, chain id length, signer, nonce, expiry, kind length, body length, signature
+_TX_FIXED_BYTES = 1 + 1 + PUBLIC_KEY_BYTES + 8 + 8 + 1 + 4 + SIGNATURE_BYTES
+
+
+def _parse_fast(data: bytes) -> _Fields | None:
+    """The fields of a well-formed tx with slicing and two struct unpacks, or None if
+    anything is off. Every slice is bounds-checked before it is taken (Python slices
+    silently shorten), and the lengths must add up to len(data) exactly: the same rules as
+    `_parse_with_reader`, which tests/protocol/test_tx_decode_fast.py compares it against."""
+    size = len(data)
+    if size < _TX_FIXED_BYTES or data[0] != TX_VERSION:
+        return None
+    chain_end = 2 + data[1]
+    if data[1] > limits.chain_id_bytes_max or size < chain_end + _TX_FIXED_BYTES - 2:
+        return None
+    signer_end = chain_end + PUBLIC_KEY_BYTES
+    nonce, expiry_height, kind_size = _NONCE_EXPIRY_KIND_LENGTH.unpack_from(data, signer_end)
+    kind_start = signer_end + _NONCE_EXPIRY_KIND_LENGTH.size
+    body_start = kind_start + kind_size + 4
+    if kind_size > limits.kind_bytes_max or size < body_start + SIGNATURE_BYTES:
+        return None
+    body_size = _BODY_LENGTH.unpack_from(data, body_start - 4)[0]
+    signature_start = body_start + body_size
+    if body_size > limits.tx_body_bytes_max or size != signature_start + SIGNATURE_BYTES:
+        return None
+    chain_id = data[2:chain_end]
+    kind = data[kind_start : body_start - 4]
+    if not (chain_id.isascii() and kind.isascii()):
+        return None
+    return (
+        chain_id.decode("ascii"),
+        data[chain_end:signer_end],
+        nonce,
+        expiry_height,
+        kind.decode("ascii"),
+        data[body_start:signature_start],
+        data[signature_start:],
+    )
+
+
+def _parse_with_reader(data: bytes) -> _Fields:
     reader = Reader(data)
     version = reader.u8("version")
     if version != TX_VERSION:
@@ -197,19 +302,7 @@ def _decode_tx_uncached(data: bytes) -> Tx:
     body = reader.bytes32("body", max_bytes=limits.tx_body_bytes_max)
     signature = reader.fixed(SIGNATURE_BYTES, "signature")
     reader.finish("tx")
-    tx = Tx(
-        chain_id=chain_id,
-        signer=signer,
-        nonce=nonce,
-        expiry_height=expiry_height,
-        kind=kind,
-        body=body,
-        signature=signature,
-    )
-    if (reason := tx.invalid()) is not None:
-        raise DecodeError(reason)
-    object.__setattr__(tx, "_encoded", data)  # canonical: decoding was strict
-    return tx
+    return chain_id, signer, nonce, expiry_height, kind, body, signature
 
 
 # Failures raise and so are never cached; only valid, canonical txs are remembered.

@@ -267,8 +267,11 @@ def test_expired_txs_are_evicted_after_commit_but_in_flight_ones_wait() -> None:
     assert mempool.remove_committed([], committed_height=3) == 1
     assert short.hash() not in mempool
     assert short_in_flight.hash() in mempool
-    mempool.return_txs([short_in_flight.hash()])
-    assert mempool.remove_committed([], committed_height=4) == 1
+    # Given back after its expiry: evicted on the spot, not returned to the queues.
+    assert mempool.return_txs([short_in_flight.hash()]) == 0
+    assert short_in_flight.hash() not in mempool
+    mempool.check_invariants()
+    assert mempool.remove_committed([], committed_height=4) == 0
     assert list(mempool.pending_txs(10)) == [long]
     assert mempool.counters.evicted_expired == 2
     mempool.check_invariants()
