@@ -43,6 +43,12 @@ standby_promote_batch_txs = 1_000
 # A backup that sees no commit for a re-offer interval admits this many of its oldest
 # standby txs, enough to give its engine pending work (StandbyKeeper.admit_waiting).
 standby_idle_admit_txs = 256
+# A backup verifies standby txs' signatures in the background as they arrive
+# (StandbyVerifier), so the block carrying them finds them verified. Queue bound: ~2 s of
+# the machine's verify ceiling; the overflow is skipped (counted) and verified by the block
+# path instead. Drained this many txs per step (two verify-thread chunks).
+standby_verify_queue_txs_max = 16_384
+standby_verify_chunk_txs = 512
 
 # --- consensus / block building ------------------------------------------------------------
 block_max_txs_default = 2_000
@@ -107,6 +113,8 @@ assert verify_inline_txs_max <= verify_chunk_txs <= add_batch_txs_max
 assert standby_bytes_max >= protocol_limits.tx_bytes_max, "standby must take any valid tx"
 assert 1 <= standby_promote_batch_txs <= add_batch_txs_max
 assert 1 <= standby_idle_admit_txs <= standby_txs_max
+assert 1 <= standby_verify_chunk_txs <= standby_verify_queue_txs_max
+assert standby_verify_chunk_txs <= add_batch_txs_max
 
 # --- engine driver and commit pipeline (node/driver.py, node/commits.py) -------------------
 # Consensus messages from peers waiting for the engine; a full inbox drops and counts

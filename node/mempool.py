@@ -575,6 +575,21 @@ class Mempool:
             self.verified.add(hashes[index])
         return None
 
+    async def verify_and_remember(self, txs: Sequence[Tx]) -> list[bool]:
+        """Verify the signatures of `txs` off the event loop and remember the good ones in
+        the verified cache, so a later admission or block check of the same tx costs no
+        verify (the standby verifier calls this for gossiped txs a backup keeps). Txs
+        already in the cache are not verified again. True per tx whose signature is good."""
+        hashes = [tx.hash() for tx in txs]
+        missing = [i for i, tx_hash in enumerate(hashes) if not self.verified.touch(tx_hash)]
+        verdicts = [True] * len(txs)
+        checked = await self._verify_many([txs[i] for i in missing])
+        for index, good in zip(missing, checked, strict=True):
+            verdicts[index] = good
+            if good:
+                self.verified.add(hashes[index])
+        return verdicts
+
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)

@@ -160,6 +160,19 @@ class NodeMetrics:
             registry=registry,
         )
         self._standby_seen = (0, 0)  # (evicted, promoted) already added to the counters
+        self.mempool_standby_bad_signature_total = Counter(
+            name("standby_bad_signature"),
+            "Standby transactions the background verifier found undecodable or badly signed "
+            "(dropped from standby).",
+            registry=registry,
+        )
+        self.mempool_standby_verify_skipped_total = Counter(
+            name("standby_verify_skipped"),
+            "Standby transactions not verified in the background because its queue was full "
+            "(their block verifies them instead).",
+            registry=registry,
+        )
+        self._standby_verify_seen = (0, 0)  # (forged, skipped) already added to the counters
 
     def _build_p2p(self, registry: CollectorRegistry) -> None:
         def name(suffix: str) -> str:
@@ -263,6 +276,15 @@ class NodeMetrics:
         self.mempool_standby_evicted_total.inc(evicted - seen_evicted)
         self.mempool_standby_promoted_total.inc(promoted - seen_promoted)
         self._standby_seen = (evicted, promoted)
+
+    def observe_standby_verify(self, *, forged: int, skipped: int) -> None:
+        """The background verifier's counters advanced to its running totals."""
+        seen_forged, seen_skipped = self._standby_verify_seen
+        assert forged >= seen_forged, "running totals never go back"
+        assert skipped >= seen_skipped, "running totals never go back"
+        self.mempool_standby_bad_signature_total.inc(forged - seen_forged)
+        self.mempool_standby_verify_skipped_total.inc(skipped - seen_skipped)
+        self._standby_verify_seen = (forged, skipped)
 
     def mempool_rejected(self, reason: str) -> None:
         self.mempool_rejected_total.labels(reason=self._reason(reason)).inc()

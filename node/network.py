@@ -7,16 +7,19 @@ carries has a valid signature (cached: a tx gossiped earlier was verified then) 
 driver's bounded inbox. A failure at any step is the peer's fault: dropped, counted by
 reason, logged at warning. Messages from one peer are processed in arrival order by one
 worker per peer, with a bounded queue, so a slow signature batch from one peer neither
-reorders its messages nor stalls the others. That worker is where a backup verifies most
-txs' signatures now: it keeps gossiped txs unchecked in standby (below).
+reorders its messages nor stalls the others. A backup verifies gossiped txs in the
+background as they arrive (standby, below), so that worker mostly finds cache hits; it
+waits for a background chunk still in flight that shares txs with the block.
 
 Tx gossip between validators (a full mesh): a tx a client sent us is flooded to every peer.
 A tx gossiped by another validator is not relayed (its sender sent it to every validator):
 the leader admits it in full into the pool; any other validator keeps it raw in the
 standby store (node/standby.py) until it commits, is carried by a proposal, is evicted, or
-this node becomes the leader and promotes it. Gossip from a non-validator, and any gossip
-at a non-validator, is admitted and relayed as a client tx is (observers need not be
-connected to every validator, so their txs must travel on).
+this node becomes the leader and promotes it; its signature is checked in the background
+meanwhile (StandbyVerifier), so the block carrying it usually finds it verified. Gossip
+from a non-validator, and any gossip at a non-validator, is admitted and relayed as a
+client tx is (observers need not be connected to every validator, so their txs must
+travel on).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from node.driver import EngineDriver
 from node.genesis import Genesis
 from node.mempool import Mempool
 from node.queries import ChainReader
-from node.standby import PASSING_REFUSALS, StandbyStore
+from node.standby import PASSING_REFUSALS, StandbyStore, StandbyVerifier
 from p2p.config import FRAME_OVERHEAD_BYTES
 from p2p.gossip import GossipLimits, TxGossip
 from p2p.manager import P2PNode
@@ -69,6 +72,7 @@ class NodeNetwork:
         on_carried_block: Callable[[Block], None] = lambda _block: None,
         standby: StandbyStore | None = None,
         is_leader: Callable[[], bool] = lambda: False,
+        standby_verifier: StandbyVerifier | None = None,
     ) -> None:
         self.p2p = p2p
         self._on_carried_block = on_carried_block
@@ -77,6 +81,7 @@ class NodeNetwork:
         # Only a validator keeps standby txs; a non-validator admits and relays (see above).
         self.standby = standby if validators.index_of(own_key) is not None else None
         self._is_leader = is_leader
+        self._standby_verifier = standby_verifier if self.standby is not None else None
         self._codec = codec
         self._driver = driver
         self._mempool = mempool
@@ -177,6 +182,8 @@ class NodeNetwork:
             message = await queue.get()
             assert self._codec is not None
             for block in self._codec.carried_blocks(message):
+                if self._standby_verifier is not None:
+                    await self._standby_verifier.settle(block.tx_hashes())
                 bad = await self._mempool.ensure_verified_async(block.txs, block.tx_hashes())
                 if bad is not None:
                     self._reject(
@@ -228,7 +235,20 @@ class NodeNetwork:
         elif self._is_leader():
             self._spawn(self._admit_gossiped(raws, relay=False))
         else:
-            self.standby.add_many(zip(digests, raws, strict=True))
+            self._keep_in_standby(self.standby, raws, digests)
+
+    def _keep_in_standby(
+        self, standby: StandbyStore, raws: list[bytes], digests: list[bytes]
+    ) -> None:
+        """Keep the txs raw and queue the ones newly kept for the background signature
+        check, so their block finds them verified."""
+        kept = [
+            (digest, raw)
+            for digest, raw in zip(digests, raws, strict=True)
+            if standby.add(digest, raw)
+        ]
+        if self._standby_verifier is not None:
+            self._standby_verifier.enqueue(kept)
 
     def _spawn(self, admission: Coroutine[None, None, None]) -> None:
         task = asyncio.get_running_loop().create_task(admission)

@@ -50,7 +50,7 @@ from node.producer import BlockProducer, ProducerConfig
 from node.queries import ChainReader
 from node.rpc.config import RpcConfig
 from node.rpc.server import RpcServer
-from node.standby import StandbyKeeper, StandbyStore
+from node.standby import StandbyKeeper, StandbyStore, StandbyVerifier
 from node.status import status_document
 from node.waiters import CommitWaiters
 from p2p.config import P2PConfig, P2PLimits, PeerAddress
@@ -158,6 +158,13 @@ class Node:
             on_task_done=self._task_ended,
             batch_txs=limits.standby_promote_batch_txs,
             idle_admit_txs=limits.standby_idle_admit_txs,
+        )
+        self.standby_verifier = StandbyVerifier(
+            self.standby,
+            mempool=self.mempool,
+            queue_txs_max=limits.standby_verify_queue_txs_max,
+            chunk_txs=limits.standby_verify_chunk_txs,
+            on_task_done=self._task_ended,
         )
         self.network = self._build_network(built.codec)
         self.bus = EventBus(
@@ -291,6 +298,7 @@ class Node:
     async def stop(self) -> None:
         await self._hand_over_leadership()
         await self.standby_keeper.stop()
+        await self.standby_verifier.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -370,6 +378,7 @@ class Node:
             on_carried_block=self._hold_carried_txs,
             standby=self.standby,
             is_leader=lambda: self.standby_keeper.leading,
+            standby_verifier=self.standby_verifier,
         )
 
     async def _reoffer_stale_txs(self) -> None:
@@ -507,6 +516,8 @@ class Node:
             evicted=counters.evicted,
             promoted=counters.promoted,
         )
+        verify = self.standby_verifier.counters
+        metrics.observe_standby_verify(forged=verify.forged, skipped=verify.skipped_full)
 
     def _announce(self, executed: ExecutedBlock) -> None:
         sealed = executed.sealed

@@ -1,4 +1,5 @@
-"""Micro-benchmark: CPU per tx for a validator receiving one gossip batch of txs.
+"""Micro-benchmark: CPU per tx for a validator receiving gossip batches of txs, and for a
+backup, the PRE-PREPARE carrying them.
 
 One in-process PBFT validator (node1 of a 4-validator genesis: a backup in view 0; real
 LevelDB store, real services check_tx; not started, so no consensus and no sockets) gets
@@ -11,13 +12,23 @@ Modes:
 - before:  full admission and relay to the 3 peers, which is what every validator did with
            every gossiped tx before standby (today: gossip from a non-validator peer);
 - backup:  a batch from another validator at a non-leader: kept in standby;
-- leader:  a batch from another validator at the leader: full admission, no relay.
-The backup figure excludes the signature check the backup now makes when the tx's block
-arrives (~39 us, once per tx per node, as before).
-Figures: CPU us per tx from time.process_time() (verify threads included), fresh txs and a
-fresh node per repetition, median of --reps.
+- leader:  a batch from another validator at the leader: full admission, no relay;
+- lazy:    as backup with the background standby verifier off (how a backup worked before
+           it): signatures are checked when the PRE-PREPARE arrives;
+- backup:  kept in standby and verified in the background (StandbyVerifier), drained
+           before the PRE-PREPARE arrives (a tx waits in the leader's pool before it is
+           ordered, so that is the usual case);
+- rush:    as backup, but the PRE-PREPARE arrives right after the last gossip batch.
+For lazy/backup/rush, after the gossip a PRE-PREPARE from the primary (validator 0) carrying
+all the txs enters NodeNetwork's consensus ingress as encoded bytes (fresh decode memo):
+"prep" is its CPU per tx and its wall time from arrival until the message is offered to
+the engine (what delays this backup's PREPARE).
+Figures: CPU us per tx from time.process_time() (verify threads included; for backup and
+rush the receive figure includes the background verify), fresh txs and a fresh node per
+repetition, median of --reps.
 
-Run: .venv/bin/python scripts/perf/gossip_receive.py [--txs 1000] [--batches 3] [--reps 3]
+Run: .venv/bin/python scripts/perf/gossip_receive.py [--txs 1000] [--batches 2] [--reps 3]
+     [--modes before,leader,lazy,backup,rush]
 """
 
 from __future__ import annotations
@@ -30,17 +41,21 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+import protocol.tx
 from bench.txgen import LoadSpec, sign_all
+from consensus.pbft import messages as pbft_messages
 from node.config import Config
 from node.genesis import ConsensusParams, Genesis, GenesisAgency, GenesisValidator
 from node.node import Node
-from protocol.crypto import SigningKey
+from protocol.block import make_block
+from protocol.crypto import ZERO_HASH, SigningKey
 from storage.leveldb import LevelDbChainStore
 
 CHAIN = "seoul-perf"
@@ -116,18 +131,96 @@ class Bench:
         return Node(config=config, genesis=self.genesis, key=self.keys[ME], store=store)
 
 
-async def _receive(node: Node, sender: bytes, payloads: list[bytes]) -> None:
+@dataclass(slots=True)
+class Run:
+    receive_us: float  # CPU per tx for the gossip (and the background verify)
+    prep_us: float  # CPU per tx for the PRE-PREPARE (0 if none)
+    prep_wall_ms: float  # PRE-PREPARE arrival -> offered to the engine (0 if none)
+    pooled: int
+    relayed: int
+
+
+async def _receive(node: Node, sender: bytes, payloads: list[bytes], *, drain: bool) -> None:
     assert node.network is not None
     gossip = node.network.gossip
     for payload in payloads:
         gossip._on_message(sender, payload)
         pending = asyncio.all_tasks() - {asyncio.current_task()}
-        await asyncio.gather(*pending)
+        await asyncio.gather(*(task for task in pending if task.get_name() != "standby-verify"))
     gossip.flush()
+    if drain:
+        await node.standby_verifier.idle()
 
 
-def run_once(bench: Bench, *, mode: str, txs: int, batches: int) -> tuple[float, int, int]:
-    """(CPU us per tx, txs in the pool, txs relayed) for `batches` gossip batches."""
+def _pre_prepare_bytes(bench: Bench, node: Node, raws: list[bytes]) -> bytes:
+    """The encoded PRE-PREPARE of a block of `raws` from the primary, built with the decode
+    memo cleared afterwards so that only what the node itself decoded is a memo hit."""
+    primary = bench.keys[0]
+    block = make_block(
+        chain_id=CHAIN,
+        height=1,
+        prev_hash=ZERO_HASH,
+        time_ms=1,
+        proposer=primary.public_key,
+        txs=tuple(protocol.tx._decode_tx_uncached(raw) for raw in raws),
+        validators_hash=ZERO_HASH,
+        exec_height=0,
+        exec_app_hash=ZERO_HASH,
+        exec_results_root=ZERO_HASH,
+    )
+    message = pbft_messages.make_pre_prepare(
+        primary, chain_id=CHAIN, view=0, seq=1, block=block, replica=0
+    )
+    assert node.codec is not None
+    return node.codec.encode(message)
+
+
+async def _pre_prepare(node: Node, payload: bytes, primary: bytes) -> float:
+    """Feed the PRE-PREPARE to the consensus ingress; wall seconds until it is offered."""
+    network = node.network
+    assert network is not None
+    offered = asyncio.Event()
+    network._offer = lambda sender, message, peer_key: offered.set()  # type: ignore[method-assign]
+    started = time.perf_counter()
+    network._on_consensus(primary, payload)
+    await offered.wait()
+    wall = time.perf_counter() - started
+    assert network.rejected.total() == 0, network.rejected
+    return wall
+
+
+async def _scenario(
+    bench: Bench, node: Node, mode: str, sender: bytes, payloads: list[bytes], raws: list[bytes]
+) -> tuple[float, float, float]:
+    """(receive CPU s, PRE-PREPARE CPU s, PRE-PREPARE wall s) in one event loop."""
+    if mode == "lazy":
+        await node.standby_verifier.stop()
+    prep_payload = _pre_prepare_bytes(bench, node, raws) if mode in PREP_MODES else b""
+    protocol.tx._decode_tx_cached.cache_clear()
+    started = time.process_time()
+    await _receive(node, sender, payloads, drain=mode == "backup")
+    receive_cpu = time.process_time() - started
+    if mode not in PREP_MODES:
+        return receive_cpu, 0.0, 0.0
+    started = time.process_time()
+    wall = await _pre_prepare(node, prep_payload, bench.keys[0].public_key)
+    prep_cpu = time.process_time() - started
+    if mode == "rush":  # the background verify that was still running counts as receipt
+        started = time.process_time()
+        await node.standby_verifier.idle()
+        receive_cpu += time.process_time() - started
+    await node.standby_verifier.stop()
+    assert node.network is not None
+    for worker in node.network._workers.values():
+        worker.cancel()
+    return receive_cpu, prep_cpu, wall
+
+
+PREP_MODES = ("lazy", "backup", "rush")
+
+
+def run_once(bench: Bench, *, mode: str, txs: int, batches: int) -> Run:
+    """Figures for `batches` gossip batches (and, for a backup, their PRE-PREPARE)."""
     raws = bench.fresh_raws(txs * batches)
     node = bench.fresh_node()
     assert node.network is not None
@@ -142,10 +235,16 @@ def run_once(bench: Bench, *, mode: str, txs: int, batches: int) -> tuple[float,
         sender = SigningKey.from_secret(b"perf-observer").public_key
     payloads = [msgspec.msgpack.encode(raws[s : s + txs]) for s in range(0, len(raws), txs)]
     try:
-        started = time.process_time()
-        asyncio.run(_receive(node, sender, payloads))
-        cpu_us = (time.process_time() - started) * 1e6 / len(raws)
-        return cpu_us, len(node.mempool), node.network.gossip.stats.txs_sent
+        receive, prep, wall = asyncio.run(_scenario(bench, node, mode, sender, payloads, raws))
+        verifications = node.mempool.counters.verifications
+        assert mode == "before" or verifications == len(raws), "each tx verified exactly once"
+        return Run(
+            receive_us=receive * 1e6 / len(raws),
+            prep_us=prep * 1e6 / len(raws),
+            prep_wall_ms=wall * 1e3,
+            pooled=len(node.mempool),
+            relayed=node.network.gossip.stats.txs_sent,
+        )
     finally:
         node.mempool.close()
         node.store.close()
@@ -162,9 +261,9 @@ def _make_leader(node: Node) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--txs", type=int, default=1_000, help="txs per gossip batch")
-    parser.add_argument("--batches", type=int, default=3, help="batches per run (>= 2,000 txs)")
+    parser.add_argument("--batches", type=int, default=2, help="batches per run (>= 2,000 txs)")
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--modes", default="before,backup,leader")
+    parser.add_argument("--modes", default="before,leader,lazy,backup,rush")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="perf-gossip-") as tmp:
         bench = Bench(Path(tmp))
@@ -177,11 +276,16 @@ def main() -> None:
                 run_once(bench, mode=mode, txs=args.txs, batches=args.batches)
                 for _ in range(args.reps)
             ]
-            cpu = statistics.median(run[0] for run in runs)
-            detail = ", ".join(f"{run[0]:.1f}" for run in runs)
+            receive = statistics.median(run.receive_us for run in runs)
+            detail = ", ".join(f"{run.receive_us:.1f}" for run in runs)
+            line = f"  {mode:7s} receive {receive:6.1f} us/tx ({detail})"
+            if mode in PREP_MODES:
+                prep = statistics.median(run.prep_us for run in runs)
+                wall = statistics.median(run.prep_wall_ms for run in runs)
+                walls = ", ".join(f"{run.prep_wall_ms:.1f}" for run in runs)
+                line += f"; prep {prep:5.1f} us/tx, arrival->engine {wall:6.1f} ms ({walls})"
             sys.stdout.write(
-                f"  {mode:8s} {cpu:7.1f} us/tx ({detail}); pooled {runs[0][1]}/{total}, "
-                f"relayed {runs[0][2]}\n"
+                f"{line}; pooled {runs[0].pooled}/{total}, relayed {runs[0].relayed}\n"
             )
 
 

@@ -126,6 +126,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     finally:
         if node.standby_keeper.promotion is not None:
             await node.standby_keeper.promotion
+        await node.standby_verifier.stop()
         await settle()
         for worker in node.network._workers.values():
             worker.cancel()
@@ -136,25 +137,33 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
 async def settle() -> None:
     """Let the admission tasks the gossip handler spawned (and their verify threads) finish;
-    the per-peer ingress workers run forever and are left alone."""
+    the per-peer ingress workers and the standby verifier run forever and are left alone
+    (`StandbyVerifier.idle` waits for the latter)."""
     for _ in range(50):
         pending = [
             task
             for task in asyncio.all_tasks() - {asyncio.current_task()}
             if not task.get_coro().__qualname__.endswith("_ingress_worker")  # type: ignore[union-attr]
+            and task.get_name() != "standby-verify"
         ]
         if not pending:
             return
         await asyncio.gather(*pending)
 
 
-async def test_backup_keeps_gossip_in_standby_unchecked_and_relays_nothing(rig: Rig) -> None:
+async def test_backup_keeps_gossip_in_standby_verified_in_background_relays_nothing(
+    rig: Rig,
+) -> None:
     txs = anchors(rig.agency, 20)
     rig.receive(rig.keys[0].public_key, txs)
     await settle()
     assert len(rig.node.standby) == 20
     assert len(rig.node.mempool) == 0
-    assert rig.node.mempool.counters.verifications == 0, "no signature checked yet"
+    await rig.node.standby_verifier.idle()
+    assert rig.node.mempool.counters.verifications == 20, "each checked once, in background"
+    assert all(tx.hash() in rig.node.mempool.verified for tx in txs)
+    assert len(rig.node.standby) == 20, "still standby: only the leader pools them"
+    assert len(rig.node.mempool) == 0
     assert rig.relayed() == 0
 
 
@@ -179,6 +188,7 @@ async def test_gossip_from_a_non_validator_is_admitted_and_relayed(rig: Rig) -> 
 
 
 async def test_becoming_leader_promotes_standby_through_full_admission(rig: Rig) -> None:
+    await rig.node.standby_verifier.stop()  # admission alone must catch the forgery
     txs = anchors(rig.agency, 30)
     bad = dataclasses.replace(anchors(rig.agency, 1)[0], signature=bytes(64))
     rig.receive(rig.keys[0].public_key, [*txs, bad])
@@ -233,6 +243,7 @@ async def test_standby_txs_carried_by_a_block_are_not_promoted_until_it_loses(
 
 
 async def test_a_backup_with_no_commit_admits_waiting_standby_txs_in_full(rig: Rig) -> None:
+    await rig.node.standby_verifier.stop()  # admission alone must catch the forgery
     waited = anchors(rig.agency, 5)
     forged = dataclasses.replace(anchors(rig.agency, 1)[0], signature=bytes(64))
     rig.receive(rig.keys[0].public_key, [*waited, forged])
@@ -360,3 +371,46 @@ async def settle_workers(network: NodeNetwork) -> None:
             await asyncio.sleep(0.01)
             return
         await asyncio.sleep(0.01)
+
+
+async def test_promotion_and_the_block_path_reuse_the_background_verify(rig: Rig) -> None:
+    """The point of the background verify: the PRE-PREPARE carrying gossiped txs, and the
+    promotion on becoming leader, verify nothing again; a forgery is dropped from standby
+    and counted, and its block is still refused."""
+    network = rig.node.network
+    assert network is not None
+    assert rig.node.codec is not None
+    txs = anchors(rig.agency, 40)
+    forged = dataclasses.replace(anchors(rig.agency, 1)[0], signature=bytes(64))
+    rig.receive(rig.keys[0].public_key, [*txs, forged])
+    await settle()
+    await rig.node.standby_verifier.idle()
+    mempool = rig.node.mempool
+    assert mempool.counters.verifications == 41
+    assert forged.hash() not in rig.node.standby
+    assert rig.node.standby.counters.forged == 1
+    assert rig.node.standby_verifier.counters.forged == 1
+    primary = rig.keys[0]
+    block = _pre_prepare(txs[:30], primary).block
+    message = m.make_pre_prepare(primary, chain_id=CHAIN, view=0, seq=1, block=block, replica=0)
+    network._on_consensus(primary.public_key, rig.node.codec.encode(message))
+    await settle_workers(network)
+    assert network.messages_in["PrePrepare"] == 1
+    assert network.rejected["bad_tx_signature"] == 0
+    assert mempool.counters.verifications == 41, "the block path found all 30 verified"
+    rig.receive(rig.keys[2].public_key, [forged])
+    await settle()
+    await rig.node.standby_verifier.idle()
+    assert forged.hash() not in rig.node.standby, "a re-sent forgery is a gossip duplicate"
+    assert mempool.counters.verifications == 41
+    rig.lead(True)
+    assert rig.node.standby_keeper.promotion is not None
+    await rig.node.standby_keeper.promotion
+    assert len(mempool) == 10, "the 10 not held by the PRE-PREPARE were promoted"
+    assert mempool.counters.verifications == 41, "promotion hit the verified cache"
+    metrics = rig.node.metrics
+    verify = rig.node.standby_verifier.counters
+    metrics.observe_standby_verify(forged=verify.forged, skipped=verify.skipped_full)
+    sample = metrics.registry.get_sample_value
+    assert sample("seoulchain_mempool_standby_bad_signature_total") == 1
+    assert sample("seoulchain_mempool_standby_verify_skipped_total") == 0
