@@ -11,7 +11,8 @@ Each tx is hashed once: the hash is memoised on the decoded Tx, which `decode_tx
 again for the same bytes (in a block, a PRE-PREPARE), so nothing downstream re-hashes it.
 A signature is verified once per node, ever: the hashes of verified txs live in a bounded
 LRU (`VerifiedCache`), which block validation consults too (`ensure_verified`), so a tx that
-came through this pool costs no second verify when its block arrives.
+came through this pool costs no second verify when its block arrives. The cache and the
+verify threads live in node/verify_pool.py (`SignatureVerifier`); the pool delegates to it.
 
 State of a tx in the pool: *pending* (may be reaped) or *in flight* (in a block proposed but
 not yet committed; not reaped again). `reap` moves txs to in flight, `return_txs` moves them
@@ -30,17 +31,16 @@ Invariant (CVE-2023-34451 was a list/map disagreement): every index agrees with 
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from node import limits
 from node.api import SubmitResult
+from node.verify_pool import SignatureVerifier, VerifiedCache
 from protocol.crypto import sha256
 from protocol.encoding import DecodeError
 from protocol.results import TxResult
@@ -93,33 +93,6 @@ class _Entry:
         return len(self.raw)
 
 
-class VerifiedCache:
-    """Bounded LRU of tx hashes whose signature this node has verified."""
-
-    def __init__(self, capacity: int) -> None:
-        assert capacity >= 1
-        self._capacity = capacity
-        self._hashes: OrderedDict[bytes, None] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._hashes)
-
-    def __contains__(self, tx_hash: object) -> bool:
-        return tx_hash in self._hashes
-
-    def touch(self, tx_hash: bytes) -> bool:
-        if tx_hash in self._hashes:
-            self._hashes.move_to_end(tx_hash)
-            return True
-        return False
-
-    def add(self, tx_hash: bytes) -> None:
-        self._hashes[tx_hash] = None
-        self._hashes.move_to_end(tx_hash)
-        while len(self._hashes) > self._capacity:
-            self._hashes.popitem(last=False)
-
-
 @dataclass(slots=True, kw_only=True)
 class MempoolLimits:
     max_txs: int = limits.mempool_txs_default
@@ -161,6 +134,7 @@ class Mempool:
         self._on_reject = on_reject
         self.verified = VerifiedCache(self.limits.verified_cache_size)
         self.counters = _Counters()
+        self.signatures = SignatureVerifier(self.verified, self.counters)
         self._entries: dict[bytes, _Entry] = {}
         self._by_replay: dict[bytes, bytes] = {}  # replay key -> tx hash
         self._per_signer_count: dict[bytes, int] = {}
@@ -177,7 +151,6 @@ class Mempool:
         self._bytes = 0
         self._pending = 0
         self._seq = 0
-        self._executor: ThreadPoolExecutor | None = None
 
     # --- queries -------------------------------------------------------------------------
 
@@ -275,7 +248,7 @@ class Mempool:
             candidates.append((index, tx, tx_hash, needs_verify))
             if needs_verify:
                 fresh.append(tx)
-        verdicts = iter(await self._verify_many(fresh))
+        verdicts = iter(await self.signatures.verify_many(fresh))
         for index, tx, tx_hash, needs_verify in candidates:
             if needs_verify and next(verdicts):
                 self.verified.add(tx_hash)
@@ -288,24 +261,6 @@ class Mempool:
         final = [result for result in results if result is not None]
         assert len(final) == len(raws), "every tx gets exactly one admission"
         return final
-
-    async def _verify_many(self, txs: list[Tx]) -> list[bool]:
-        self.counters.verifications += len(txs)
-        if len(txs) <= limits.verify_inline_txs_max:
-            return [tx.verify_signature() for tx in txs]
-        loop = asyncio.get_running_loop()
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=limits.verify_workers_count, thread_name_prefix="verify"
-            )
-        step = limits.verify_chunk_txs
-        chunks = [txs[start : start + step] for start in range(0, len(txs), step)]
-        futures = [loop.run_in_executor(self._executor, _verify_chunk, chunk) for chunk in chunks]
-        verdicts: list[bool] = []
-        for chunk_verdicts in await asyncio.gather(*futures):
-            verdicts.extend(chunk_verdicts)
-        assert len(verdicts) == len(txs)
-        return verdicts
 
     def _static_check(self, raw: bytes) -> Admission | tuple[Tx, bytes]:
         """Checks that depend on the bytes alone (size, strict decode, chain id): their
@@ -544,56 +499,26 @@ class Mempool:
         self._expiry_heights = list(self._by_expiry)
         heapq.heapify(self._expiry_heights)
 
-    # --- block validation ----------------------------------------------------------------
+    # --- block validation (delegated: node/verify_pool.py) -------------------------------
 
     def ensure_verified(
         self, txs: Sequence[Tx], tx_hashes: Sequence[bytes] | None = None
     ) -> int | None:
-        """Index of the first tx whose signature fails, or None if all verify. Txs already in
-        the verified cache cost nothing; the rest are verified now and remembered. Pass
-        `tx_hashes` (e.g. `block.tx_hashes()`) to save re-encoding each tx."""
-        hashes = _hashes_of(txs, tx_hashes)
-        for index, tx in enumerate(txs):
-            if self.verified.touch(hashes[index]):
-                continue
-            self.counters.verifications += 1
-            if not tx.verify_signature():
-                return index
-            self.verified.add(hashes[index])
-        return None
+        """Index of the first tx whose signature fails, or None (SignatureVerifier)."""
+        return self.signatures.ensure_verified(txs, tx_hashes)
 
     async def ensure_verified_async(
         self, txs: Sequence[Tx], tx_hashes: Sequence[bytes] | None = None
     ) -> int | None:
         """As `ensure_verified`, with cache misses verified off the event loop."""
-        hashes = _hashes_of(txs, tx_hashes)
-        missing = [i for i, tx_hash in enumerate(hashes) if not self.verified.touch(tx_hash)]
-        verdicts = await self._verify_many([txs[i] for i in missing])
-        for index, good in zip(missing, verdicts, strict=True):
-            if not good:
-                return index
-            self.verified.add(hashes[index])
-        return None
+        return await self.signatures.ensure_verified_async(txs, tx_hashes)
 
     async def verify_and_remember(self, txs: Sequence[Tx]) -> list[bool]:
-        """Verify the signatures of `txs` off the event loop and remember the good ones in
-        the verified cache, so a later admission or block check of the same tx costs no
-        verify (the standby verifier calls this for gossiped txs a backup keeps). Txs
-        already in the cache are not verified again. True per tx whose signature is good."""
-        hashes = [tx.hash() for tx in txs]
-        missing = [i for i, tx_hash in enumerate(hashes) if not self.verified.touch(tx_hash)]
-        verdicts = [True] * len(txs)
-        checked = await self._verify_many([txs[i] for i in missing])
-        for index, good in zip(missing, checked, strict=True):
-            verdicts[index] = good
-            if good:
-                self.verified.add(hashes[index])
-        return verdicts
+        """Verify off the event loop and remember the good ones (SignatureVerifier)."""
+        return await self.signatures.verify_and_remember(txs)
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        self.signatures.close()
 
     def check_invariants(self) -> None:
         """The indexes agree with the entries (cheap enough for tests, O(pool))."""
@@ -617,15 +542,3 @@ class Mempool:
                 assert self._entries[tx_hash].tx.expiry_height == height
         assert len(self._entries) <= self.limits.max_txs
         assert self._bytes <= self.limits.max_bytes
-
-
-def _hashes_of(txs: Sequence[Tx], tx_hashes: Sequence[bytes] | None) -> Sequence[bytes]:
-    if tx_hashes is None:
-        return [tx.hash() for tx in txs]
-    assert len(tx_hashes) == len(txs), "one hash per tx"
-    return tx_hashes
-
-
-def _verify_chunk(txs: list[Tx]) -> list[bool]:
-    """Runs in a worker thread; libsodium releases the GIL during each verify."""
-    return [tx.verify_signature() for tx in txs]

@@ -36,7 +36,8 @@ from node.driver import EngineDriver
 from node.genesis import Genesis
 from node.mempool import Mempool
 from node.queries import ChainReader
-from node.standby import PASSING_REFUSALS, StandbyStore, StandbyVerifier
+from node.standby import PASSING_REFUSALS, StandbyStore
+from node.standby_verify import StandbyVerifier
 from p2p.config import FRAME_OVERHEAD_BYTES
 from p2p.gossip import GossipLimits, TxGossip
 from p2p.manager import P2PNode

@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import nacl.signing
 from prometheus_client import CollectorRegistry
 
 from consensus.types import (
@@ -35,6 +34,7 @@ from node import limits
 from node.api import CommittedTx, SubmitResult, TxProof
 from node.commits import CommitPipeline
 from node.config import Config, load_config
+from node.custody import TxCustody
 from node.driver import EngineDriver
 from node.engines import EngineSetupError, build_engine
 from node.events import EventBus
@@ -46,17 +46,16 @@ from node.metrics import MetricsServer, NodeMetrics
 from node.metrics_sync import MetricsSync
 from node.network import NodeNetwork, net_info_document
 from node.notices import new_block_event, tx_event
+from node.p2p_setup import build_p2p_node, split_address
 from node.producer import BlockProducer, ProducerConfig
 from node.queries import ChainReader
 from node.rpc.config import RpcConfig
 from node.rpc.server import RpcServer
-from node.standby import StandbyKeeper, StandbyStore, StandbyVerifier
+from node.standby import StandbyKeeper, StandbyStore
+from node.standby_verify import StandbyVerifier
 from node.status import status_document
 from node.waiters import CommitWaiters
-from p2p.config import P2PConfig, P2PLimits, PeerAddress
-from p2p.manager import P2PNode
-from protocol.block import Block
-from protocol.crypto import SigningKey, parse_hex
+from protocol.crypto import SigningKey
 from protocol.proof import ResultProof
 from protocol.results import TxResult
 from protocol.sealed import SealedBlock
@@ -166,14 +165,18 @@ class Node:
             chunk_txs=limits.standby_verify_chunk_txs,
             on_task_done=self._task_ended,
         )
+        self.custody = TxCustody(
+            mempool=self.mempool,
+            standby=self.standby,
+            standby_keeper=self.standby_keeper,
+            committed_height=store.committed_height,
+        )
         self.network = self._build_network(built.codec)
         self.bus = EventBus(
             subscriptions_max=config.rpc.max_subscription_clients * 5,
             on_drop=lambda _subscription: self.metrics.events_dropped_total.inc(),
         )
         self.waiters = CommitWaiters(waiters_max=limits.commit_waiters_max)
-        self._proposed: dict[int, tuple[float, tuple[bytes, ...]]] = {}  # height -> (t, txs)
-        self._held: dict[int, set[bytes]] = {}  # height -> txs held for others' proposals
         self._last_commit_monotonic: float | None = None
         self._last_round = self.driver.status().round
         self._started_monotonic = time.monotonic()
@@ -215,7 +218,7 @@ class Node:
         )
 
     async def start(self) -> None:
-        rpc_host, rpc_port = _split(self.config.rpc.listen_address)
+        rpc_host, rpc_port = split_address(self.config.rpc.listen_address)
         self.rpc = RpcServer(
             self,
             config=RpcConfig(
@@ -242,14 +245,17 @@ class Node:
                 metrics=self.metrics, network=self.network, peer_names=names
             )
             self._tasks.append(asyncio.create_task(self._metrics_sync.run(), name="metrics-sync"))
-            self._tasks.append(asyncio.create_task(self._reoffer_stale_txs(), name="reoffer"))
+            reoffer = self.custody.reoffer_stale_txs(
+                self.network, status=self.driver.status, idle_s=self._idle_s
+            )
+            self._tasks.append(asyncio.create_task(reoffer, name="reoffer"))
         for task in self._tasks:
             task.add_done_callback(self._task_ended)
         if self.network is not None:
             await self.network.start()
         await self.rpc.start()
         if self.config.metrics.enabled:
-            host, port = _split(self.config.metrics.listen_address)
+            host, port = split_address(self.config.metrics.listen_address)
             self.metrics_server = MetricsServer(
                 self.metrics.registry,
                 host=host,
@@ -327,45 +333,7 @@ class Node:
         is_validator = validators.index_of(self.key.public_key) is not None
         if genesis.consensus.kind == "solo" and is_validator:
             return None  # a chain of one has no peers
-        p2p_config = self.config.p2p
-        observers = {
-            parse_hex(key, size=32, field="p2p.allowed_peer_keys")
-            for key in p2p_config.allowed_peer_keys
-        }
-        # Genesis validators first; a config entry for the same key overrides its address
-        # (one dial loop per peer, never two).
-        peers: dict[bytes, PeerAddress] = {}
-        for validator in genesis.validators:
-            host, port = _split(validator.p2p_address)
-            peers[validator.public_key] = PeerAddress(validator.public_key, host, port)
-        for entry in p2p_config.persistent_peers:
-            key_hex, _, address = entry.partition("@")
-            host, port = _split(address)
-            key = parse_hex(key_hex, size=32, field="p2p.persistent_peers")
-            if validators.index_of(key) is None:
-                observers.add(key)
-            peers[key] = PeerAddress(key, host, port)
-        peers.pop(self.key.public_key, None)
-        listen_host, listen_port = _split(p2p_config.listen_address)
-        p2p = P2PNode(
-            P2PConfig(
-                chain_id=genesis.chain_id,
-                signing_key=nacl.signing.SigningKey(self.key.seed),
-                allowed_keys=frozenset(validators.public_keys) | frozenset(observers),
-                listen_host=listen_host,
-                listen_port=listen_port,
-                persistent_peers=tuple(peers[key] for key in sorted(peers)),
-                limits=P2PLimits(
-                    frame_bytes_max=p2p_config.frame_bytes_max,
-                    handshake_timeout_s=p2p_config.handshake_timeout_s,
-                    dial_timeout_s=p2p_config.dial_timeout_s,
-                    backoff_base_s=p2p_config.backoff_min_s,
-                    backoff_max_s=p2p_config.backoff_max_s,
-                    inbound_peers_max=p2p_config.max_peers,
-                ),
-                rng=self._rng,
-            )
-        )
+        p2p = build_p2p_node(genesis, self.config.p2p, key=self.key, rng=self._rng)
         return NodeNetwork(
             p2p=p2p,
             validators=validators,
@@ -375,34 +343,11 @@ class Node:
             mempool=self.mempool,
             reader=self.reader,
             rng=self._rng,
-            on_carried_block=self._hold_carried_txs,
+            on_carried_block=self.custody.hold_carried_txs,
             standby=self.standby,
             is_leader=lambda: self.standby_keeper.leading,
             standby_verifier=self.standby_verifier,
         )
-
-    async def _reoffer_stale_txs(self) -> None:
-        """Every interval, txs that have waited here since the previous interval go to the
-        leader again (NodeNetwork.reoffer_to_leader says why). Bounded per interval."""
-        assert self.network is not None
-        mark = self.mempool.arrival_mark()
-        standby_mark = self.standby.arrival_mark()
-        while True:
-            await asyncio.sleep(limits.reoffer_interval_s)
-            if not self.standby_keeper.leading and self._idle_s() >= limits.reoffer_interval_s:
-                admitted = await self.standby_keeper.admit_waiting(standby_mark)
-                if admitted:
-                    log.info(
-                        "no commit for %.1f s: admitted %d standby txs", self._idle_s(), admitted
-                    )
-            standby_mark = self.standby.arrival_mark()
-            status = self.driver.status()
-            if status.leader is not None and status.leader != status.node_id:
-                stale = self.mempool.pending_raws_before(mark, limits.reoffer_txs_max)
-                if stale:
-                    queued = self.network.reoffer_to_leader(status.leader, stale)
-                    log.debug("re-offered %d waiting txs to the leader", queued)
-            mark = self.mempool.arrival_mark()
 
     def _send(self, envelope: Envelope) -> None:
         assert self.network is not None, "an engine without peers tried to send"
@@ -424,7 +369,7 @@ class Node:
         if block is None:
             return
         hashes = tuple(tx.hash() for tx in block.txs)
-        self._proposed[block.height] = (time.monotonic(), hashes)
+        self.custody.note_proposed(block.height, time.monotonic(), hashes)
         self.driver.post_control(Propose(block))
 
     # --- standby txs (node/standby.py) -----------------------------------------------------
@@ -458,41 +403,12 @@ class Node:
         )
         self.mempool.remove_committed(block.txs, committed_height=height)
         self.standby.remove(executed.tx_hashes)
-        self._release_abandoned_proposals(height, set(executed.tx_hashes))
+        self.custody.release_abandoned_proposals(height, set(executed.tx_hashes))
         self.producer.on_committed(
             height=height, tx_count=len(block.txs), time_ms=block.header.time_ms
         )
         self._observe_commit(executed)
         self._announce(executed)
-
-    def _hold_carried_txs(self, block: Block) -> None:
-        """Txs in a block another validator proposed stay out of our own proposals until
-        that height commits, so a new primary or leader does not order them a second time."""
-        committed = self.store.committed_height()
-        if not committed < block.height <= committed + limits.held_heights_ahead_max:
-            return  # already decided, or too far ahead to be honest work (bounded memory)
-        hashes = block.tx_hashes()
-        self.mempool.hold(hashes)
-        self.standby.hold(hashes)
-        held = self._held.setdefault(block.height, set())
-        if len(held) < limits.held_txs_per_height_max:
-            held.update(hashes)
-
-    def _release_abandoned_proposals(self, height: int, committed: set[bytes]) -> None:
-        """Our proposals, and blocks we held txs for, at or below a committed height that
-        did not commit (another block won the height) give their txs back to the pool."""
-        for proposed_height in [h for h in self._proposed if h <= height]:
-            _, hashes = self._proposed.pop(proposed_height)
-            leftover = [tx_hash for tx_hash in hashes if tx_hash not in committed]
-            if leftover:
-                self.mempool.return_txs(leftover)
-        for held_height in [h for h in self._held if h <= height]:
-            leftover = [
-                tx_hash for tx_hash in self._held.pop(held_height) if tx_hash not in committed
-            ]
-            if leftover:
-                self.mempool.return_txs(leftover)
-                self.standby_keeper.released(leftover)
 
     def _observe_commit(self, executed: ExecutedBlock) -> None:
         now = time.monotonic()
@@ -503,9 +419,9 @@ class Node:
         if self._last_commit_monotonic is not None:
             metrics.consensus_block_interval_seconds.observe(now - self._last_commit_monotonic)
         self._last_commit_monotonic = now
-        proposed = self._proposed.get(block.height)
-        if proposed is not None:
-            metrics.consensus_commit_seconds.observe(now - proposed[0])
+        proposed_at = self.custody.proposed_at(block.height)
+        if proposed_at is not None:
+            metrics.consensus_commit_seconds.observe(now - proposed_at)
         metrics.storage_commit_seconds.observe(executed.store_seconds)
         metrics.mempool_size.set(self.mempool.pending_count())
         metrics.mempool_bytes.set(self.mempool.size_bytes())
@@ -635,11 +551,6 @@ class Node:
 
     def event_bus(self) -> EventBus:
         return self.bus
-
-
-def _split(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host, int(port)
 
 
 async def run_node(home: Path) -> None:

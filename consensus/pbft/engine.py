@@ -8,7 +8,9 @@ that order), no global randomness. docs/PBFT.md is the long form; in short:
                        into PRE-PREPARE; backups check it and send PREPARE; a quorum
                        (protocol.quorum.bft_quorum, 2f+1 when n = 3f+1) makes it prepared and
                        each replica sends COMMIT, whose signature is the seal's commit vote;
-                       a quorum of COMMITs from one view commits it, strictly in height order.
+                       a quorum of COMMITs from one view commits it, strictly in height order
+                       (voting.py: when to PREPARE, COMMIT and commit; this file: what enters
+                       the log).
     chain link         a backup prepares seq only when seq - 1 is committed with hash
                        prev_hash, or prepared in this view with digest prev_hash. This makes
                        prepared certificates contiguous, so NEW-VIEW never needs null blocks.
@@ -38,10 +40,11 @@ from consensus.pbft.catchup import CatchUp
 from consensus.pbft.checkpoint import CheckpointTracker
 from consensus.pbft.checkpointing import Checkpointing
 from consensus.pbft.config import PbftConfig
-from consensus.pbft.log import FutureBuffer, MessageLog, Slot
+from consensus.pbft.log import FutureBuffer, MessageLog
 from consensus.pbft.recovery import Recovery
 from consensus.pbft.validation import WAIT_FOR_EXECUTION, block_invalid
 from consensus.pbft.view_changes import ViewChanges
+from consensus.pbft.voting import Voting
 from consensus.types import (
     BlockExecuted,
     EngineStatus,
@@ -57,7 +60,6 @@ from consensus.types import (
 )
 from protocol.block import Block
 from protocol.crypto import HASH_BYTES, ZERO_HASH, SigningKey
-from protocol.seal import SEAL_QUORUM, Seal
 from protocol.sealed import SealedBlock
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,7 @@ class PbftEngine:
         self.executed: dict[int, BlockExecuted] = {}
         self.executed_height = 0
         self.checkpointing = Checkpointing(self)
+        self.voting = Voting(self)
         keep = config.watermark_window_seqs + config.pipeline_depth + 1
         for notice in list(executed)[-keep:]:
             self.checkpointing.remember_execution(notice)
@@ -263,17 +266,8 @@ class PbftEngine:
         log.info("node=%d view=%d %s", self.me, view, "active" if active else "view change")
 
     def advance(self, out: Outbox) -> None:
-        """Send PREPARE / COMMIT where the rules allow, in seq order, then commit in order."""
-        for slot in self.log.slots():
-            if slot.pre_prepare is None:
-                continue
-            if not slot.prepare_sent and self._linked(slot):
-                self._send_prepare(slot, out)
-            if slot.prepare_sent and not slot.prepared and self._prepared(slot):
-                self._mark_prepared(slot, out)
-            if slot.prepared and not slot.commit_sent:
-                self._send_commit(slot, out)
-        self._commit_in_order(out)
+        """Send PREPARE / COMMIT where the rules allow, then commit in order (voting.py)."""
+        self.voting.advance(out)
 
     # --- events -------------------------------------------------------------------------------
 
@@ -457,88 +451,11 @@ class PbftEngine:
         # replicas behind us need our COMMIT for them in the new view (§4.4, O).
         return None
 
-    def _linked(self, slot: Slot) -> bool:
-        """The chain-link prepare rule: seq - 1 committed with hash prev_hash, or prepared
-        in this view with digest prev_hash (docs/PBFT.md, "The chain link")."""
-        assert slot.pre_prepare is not None
-        prev_hash = slot.pre_prepare.block.header.prev_hash
-        previous = slot.seq - 1
-        if previous == 0:
-            return prev_hash == ZERO_HASH
-        if previous <= self.committed_height and previous in self.chain_hashes:
-            return self.chain_hashes[previous] == prev_hash
-        if previous == self.log.low:
-            return self.checkpoints.stable.block_hash == prev_hash
-        before = self.log.get(previous)
-        return before is not None and before.prepared and before.digest == prev_hash
-
-    def _prepared(self, slot: Slot) -> bool:
-        """prepared(m, v, n), §4.2: the pre-prepare plus quorum - 1 matching PREPAREs."""
-        return self._linked(slot) and len(slot.matching_prepares()) >= self.config.quorum - 1
-
-    def _send_prepare(self, slot: Slot, out: Outbox) -> None:
-        assert slot.pre_prepare is not None
-        assert slot.digest is not None
-        slot.prepare_sent = True
-        if self.is_primary:
-            return
-        prepare = m.make_prepare(
-            self.key,
-            chain_id=self.config.chain_id,
-            view=self.view,
-            seq=slot.seq,
-            digest=slot.digest,
-            replica=self.me,
-        )
-        self.record_vote(durable.VOTE_PREPARE, slot.seq, slot.digest, out)
-        slot.prepares[self.me] = prepare
-        self.broadcast(prepare, out)
-
-    def _mark_prepared(self, slot: Slot, out: Outbox) -> None:
-        assert slot.pre_prepare is not None
-        slot.prepared = True
-        certificate = m.PreparedCertificate(
-            pre_prepare=slot.pre_prepare, prepares=tuple(slot.matching_prepares())
-        )
-        slot.certificate = certificate
-        out.persist.append(durable.certificate_record(certificate))
-
-    def _send_commit(self, slot: Slot, out: Outbox) -> None:
-        assert slot.digest is not None
-        commit = m.make_commit(
-            self.key,
-            chain_id=self.config.chain_id,
-            view=self.view,
-            seq=slot.seq,
-            digest=slot.digest,
-            replica=self.me,
-        )
-        self.record_vote(durable.VOTE_COMMIT, slot.seq, slot.digest, out)
-        slot.commit_sent = True
-        slot.commits[self.me] = commit
-        self.broadcast(commit, out)
-
     def record_vote(self, kind: int, seq: int, digest: bytes, out: Outbox) -> None:
         """Record a vote durably before the message that carries it is sent."""
         assert self.votes.get((kind, seq), digest) == digest, "conflicting vote"
         self.votes[(kind, seq)] = digest
         out.persist.append(durable.vote_record(kind, seq=seq, view=self.view, digest=digest))
-
-    def _commit_in_order(self, out: Outbox) -> None:
-        while (slot := self.log.get(self.committed_height + 1)) is not None:
-            commits = slot.matching_commits()
-            if not slot.prepared or len(commits) < self.config.quorum:
-                return
-            assert slot.pre_prepare is not None
-            assert slot.digest is not None
-            seal = Seal(
-                kind=SEAL_QUORUM,
-                round=self.view,
-                height=slot.seq,
-                block_hash=slot.digest,
-                signatures=tuple((commit.replica, commit.signature) for commit in commits),
-            )
-            self.record_commit(SealedBlock(block=slot.pre_prepare.block, seal=seal), out)
 
     def record_commit(self, sealed: SealedBlock, out: Outbox) -> None:
         assert sealed.height == self.committed_height + 1, "commits are consecutive"

@@ -206,7 +206,8 @@ async def test_two_of_four_down_stops_progress_then_resumes(cluster4: LocalClust
     """With 2 of 4 down nothing commits and nothing diverges; after both restart, the txs
     submitted meanwhile commit on all four. (Regression: before commit 14c5235 a restarted
     backup reaped those txs into its "I hold txs" block, became primary at the same height,
-    overwrote node._proposed[height] and never proposed them.)"""
+    overwrote its proposal record for that height (now node/custody.py) and never
+    proposed them.)"""
     factory = cluster4.tx_factory("quorum")
     warm = await cluster4.client(0).broadcast_tx_commit(factory.make())
     assert warm["tx_result"]["code"] == 0

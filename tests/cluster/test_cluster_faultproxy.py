@@ -5,7 +5,7 @@ of 4) keep committing. Heal: node3 catches up and holds the same chain.
 Wiring: every connection that involves node3 crosses a proxy. The others reach node3 through
 proxy P3 (their persistent_peers entry for node3 points at it); node3 reaches node k through
 proxy Qk (its own persistent_peers). Config entries override the genesis p2p_address of the
-same key (node/node.py _build_network), so genesis stays byte-identical on all nodes."""
+same key (node/p2p_setup.py build_p2p_node), so genesis stays byte-identical on all nodes."""
 
 from __future__ import annotations
 

@@ -501,8 +501,8 @@ async def test_sigterm_of_the_leader_hands_over_faster_than_an_election(
 
 
 # --- regression: a leader change must not include in-flight txs twice ------------------
-# Fixed by the mempool holding txs of blocks other validators proposed (node/node.py
-# _hold_carried_txs) and by the tx index keeping the executed copy (node/executor.py).
+# Fixed by the mempool holding txs of blocks other validators proposed (node/custody.py
+# TxCustody.hold_carried_txs) and by the tx index keeping the executed copy (node/executor.py).
 
 LEADER_CHANGES = 3
 

@@ -226,7 +226,7 @@ async def test_standby_txs_carried_by_a_block_are_not_promoted_until_it_loses(
         exec_app_hash=ZERO_HASH,
         exec_results_root=ZERO_HASH,
     )
-    rig.node._hold_carried_txs(block)
+    rig.node.custody.hold_carried_txs(block)
     rig.lead(True)
     assert rig.node.standby_keeper.promotion is not None
     await rig.node.standby_keeper.promotion
@@ -235,7 +235,7 @@ async def test_standby_txs_carried_by_a_block_are_not_promoted_until_it_loses(
     }, "txs in another validator's proposal are not ordered a second time"
     assert len(rig.node.standby) == 4
     # Height 1 committed another block without them: they come back and are promoted.
-    rig.node._release_abandoned_proposals(1, committed=set())
+    rig.node.custody.release_abandoned_proposals(1, committed=set())
     assert rig.node.standby_keeper.promotion is not None
     await rig.node.standby_keeper.promotion
     assert len(rig.node.mempool) == 6

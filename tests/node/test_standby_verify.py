@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from node.mempool import Mempool
-from node.standby import StandbyStore, StandbyVerifier
+from node.standby import StandbyStore
+from node.standby_verify import StandbyVerifier
 from protocol.crypto import SigningKey
 from protocol.tx import Tx, sign_tx
 
