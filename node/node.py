@@ -403,11 +403,11 @@ class Node:
         )
         self.mempool.remove_committed(block.txs, committed_height=height)
         self.standby.remove(executed.tx_hashes)
+        self._observe_commit(executed)  # before the release forgets when it was proposed
         self.custody.release_abandoned_proposals(height, set(executed.tx_hashes))
         self.producer.on_committed(
             height=height, tx_count=len(block.txs), time_ms=block.header.time_ms
         )
-        self._observe_commit(executed)
         self._announce(executed)
 
     def _observe_commit(self, executed: ExecutedBlock) -> None:

@@ -101,3 +101,34 @@ async def test_anchor_commits_survives_restart_and_replay_is_refused(tmp_path: P
         assert replay.code != 0, "a committed tx must be refused as a replay"
     finally:
         await node.stop()
+
+
+async def test_a_commit_records_the_proposal_to_commit_time(tmp_path: Path) -> None:
+    """seoulchain_consensus_commit_seconds is observed for every block this node proposed
+    (it once read the proposal time after the bookkeeping had forgotten it)."""
+    config, genesis, validator, agency = _setup(tmp_path)
+    node = await _start(config, genesis, validator, tmp_path / "chain.db")
+    try:
+        histogram = node.metrics.consensus_commit_seconds
+        before = _histogram_count(node)
+        tx = sign_tx(
+            agency,
+            chain_id=CHAIN,
+            nonce=1,
+            expiry_height=1000,
+            kind="notary.anchor",
+            body=encode_anchor(b"\x22" * 32, "certificate", {}),
+        )
+        assert (await node.submit_tx(tx.encode())).code == 0
+        assert await node.wait_for_commit(tx.hash(), timeout_s=10) is not None
+        assert _histogram_count(node) > before, histogram
+    finally:
+        await node.stop()
+
+
+def _histogram_count(node: Node) -> float:
+    text = node.metrics.exposition().decode()
+    for line in text.splitlines():
+        if line.startswith("seoulchain_consensus_commit_seconds_count"):
+            return float(line.split()[-1])
+    raise AssertionError("no commit_seconds histogram in the exposition")
