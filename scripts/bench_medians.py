@@ -1,0 +1,100 @@
+"""Run `seoulchain bench` several times per setup and print the medians (BENCHMARKS.md tables).
+
+Each run launches a fresh cluster (the bench's default), so runs are independent; the load
+average before each run is recorded because on a shared machine it explains most of the
+spread. Usage:
+
+    scripts/bench_medians.py --runs 3 --duration 60 \
+        pbft:4:4000 pbft:4:1650 raft:3:4000
+
+Each setup is CONSENSUS:NODES:RATE (open loop, tx/s offered). Results go under --out (one
+directory per run, with the bench's results.json and report.md) and a summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = [sys.executable, "-m", "node.cli", "bench"]
+
+
+def _run_once(setup: str, index: int, args: argparse.Namespace) -> dict[str, object]:
+    consensus, nodes, rate = setup.split(":")
+    out = Path(args.out) / f"{consensus}{nodes}-{rate}-{index}"
+    load_before = os.getloadavg()[0]
+    command = [
+        *BENCH,
+        "--consensus", consensus, "--nodes", nodes, "--rate", rate,
+        "--duration", str(args.duration), "--out", str(out), "--no-progress",
+    ]  # fmt: skip
+    if args.no_plots:
+        command.append("--no-plots")
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    result = json.loads((out / "results.json").read_text())
+    run = result["runs"][0]
+    latency = run["latency"]
+    nodes_doc = run["nodes"]
+    return {
+        "setup": setup,
+        "load_before": round(load_before, 2),
+        "committed_tps": run["throughput_tps"],
+        "p50_ms": latency["p50_s"] * 1e3,
+        "p90_ms": latency["p90_s"] * 1e3,
+        "p99_ms": latency["p99_s"] * 1e3,
+        "cpu_us_per_tx_node": 1e6
+        * statistics.mean(node["cpu_s_per_committed_tx"] for node in nodes_doc.values()),
+        "view_changes": max(node["metrics"]["view_changes"] for node in nodes_doc.values()),
+        "rejected": sum(run["rejected"].values()),
+        "agree": run["consistency"]["same_app_hash"],
+    }
+
+
+def _median_row(rows: list[dict[str, object]]) -> dict[str, object]:
+    def med(key: str) -> float:
+        return statistics.median(float(row[key]) for row in rows)  # type: ignore[arg-type]
+
+    return {
+        "setup": rows[0]["setup"],
+        "runs": len(rows),
+        "committed_tps": [round(float(r["committed_tps"]), 1) for r in rows],  # type: ignore[arg-type]
+        "committed_tps_median": round(med("committed_tps"), 1),
+        "p50_ms_median": round(med("p50_ms"), 1),
+        "p99_ms_median": round(med("p99_ms"), 1),
+        "p99_ms": [round(float(r["p99_ms"]), 1) for r in rows],  # type: ignore[arg-type]
+        "cpu_us_per_tx_node_median": round(med("cpu_us_per_tx_node"), 1),
+        "view_changes_max": max(float(r["view_changes"]) for r in rows),  # type: ignore[arg-type]
+        "load_before": [r["load_before"] for r in rows],
+        "all_agree": all(bool(r["agree"]) for r in rows),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("setups", nargs="+", help="CONSENSUS:NODES:RATE, e.g. pbft:4:4000")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--out", default="bench-results/medians")
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args()
+    by_setup: dict[str, list[dict[str, object]]] = {setup: [] for setup in args.setups}
+    for index in range(args.runs):  # interleaved, so slow drifts in machine load hit all
+        for setup in args.setups:
+            row = _run_once(setup, index, args)
+            by_setup[setup].append(row)
+            print(json.dumps(row), flush=True)
+    summary = [_median_row(rows) for rows in by_setup.values()]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2))
+    for row in summary:
+        print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
