@@ -86,7 +86,10 @@ class LevelDbChainStore:
         return None if raw is None else _decode(keys.decode_location, raw, "tx_location")
 
     def state_get(self, key: bytes) -> bytes | None:
-        rules.check_key("state", key)
+        # Every tx reads a few keys: the common case is checked inline, and check_key
+        # runs only to raise its exact error.
+        if type(key) is not bytes or not 0 < len(key) <= rules.key_bytes_max:
+            rules.check_key("state", key)
         return self._get(keys.STATE + key)
 
     def state_scan(
@@ -212,9 +215,11 @@ class LevelDbChainStore:
         return self._get(keys.height_key(namespace, height))
 
     def _get(self, key: bytes) -> bytes | None:
-        self._require_open()
+        db = self._db
+        if db is None:
+            self._require_open()  # raises
         try:
-            stored = self._db.get(key, verify_checksums=True)
+            stored = db.get(key, verify_checksums=True)
         except plyvel.CorruptionError as error:
             raise CorruptionError(
                 f"LevelDB corruption reading {keys.describe(key)}: {error_text(error)}"

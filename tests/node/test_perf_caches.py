@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from node.executor import StoreStateView
+from node.executor import BlockStateView, StoreStateView
 from node.mempool import Mempool
 from protocol.block import Block, make_block
 from protocol.crypto import SigningKey
@@ -110,6 +110,26 @@ def test_state_view_caches_values_until_their_key_is_written() -> None:
     assert view.get(b"a/missing") == b"now"
     commit_writing(store, b"a/empty", b"")
     assert view.get(b"a/empty") == b"", "an empty value is a value"
+
+
+def test_block_state_view_keeps_values_but_not_absent_keys() -> None:
+    """Execution's misses on absent keys (keys the block is about to write) are not kept;
+    what it reads is still what the store holds, and check_tx's view is unchanged."""
+    store = MemoryChainStore()
+    store.set_genesis(genesis_hash=bytes(32), app_hash=bytes(32), state_writes={b"a/k": b"v"})
+    view = StoreStateView(store)
+    block = BlockStateView(view)
+    assert block.get(b"a/missing") is None
+    assert b"a/missing" not in view._values
+    assert block.get(b"a/k") == b"v"
+    assert view._values[b"a/k"] == b"v", "a present value is kept for later reads"
+    assert view.get(b"a/missing") is None
+    assert view._values[b"a/missing"] is None, "check_tx still keeps its misses"
+    commit_writing(store, b"a/missing", b"now")
+    assert block.get(b"a/missing") is None, "a cached miss answers until forgotten"
+    view.forget([b"a/missing"])
+    assert block.get(b"a/missing") == b"now"
+    assert list(block.scan(b"a/", limit=10)) == [(b"a/k", b"v"), (b"a/missing", b"now")]
 
 
 def test_state_view_cache_is_bounded() -> None:
