@@ -45,7 +45,7 @@ from services.service import KindSpec, Service, TxContext
 log = logging.getLogger(__name__)
 
 REPLAY_PREFIX = b"tx/replay/"
-_GENERIC_CODES = range(1, 100)  # the router's own codes; services use 100 and up
+_SERVICE_CODE_MIN = 100  # the router's own codes are 1..99; services use 100 and up
 _ADMITTED = TxResult(code=Code.OK, log="admitted")  # immutable, shared by every admission
 
 
@@ -131,7 +131,10 @@ class Router:
         delivery = route.service.deliver(ctx, body, tx_state)
         writes = tx_state.writes
         _assert_writes_owned(route, writes)
-        assert delivery.result.code not in _GENERIC_CODES, "services may not use generic codes"
+        # Compared, not `in range(1, 100)`: a Code is an IntEnum, which range membership
+        # tests by iterating the range (~1.3 us per tx).
+        code = delivery.result.code
+        assert not 0 < code < _SERVICE_CODE_MIN, "services may not use generic codes"
         if not delivery.result.ok:
             return delivery.result, None  # tx_state is dropped: its writes never land
         block.apply(writes)
