@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import msgspec
+
 from protocol.results import TxResult
 from protocol.tx import Tx
 
@@ -46,9 +48,9 @@ class BlockOutcome:
     events: tuple[TxEvent, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TxEvent:
-    """Emitted to WebSocket subscribers and indexed for tx_search."""
+class TxEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """Emitted to WebSocket subscribers and indexed for tx_search. A frozen msgspec Struct,
+    not a dataclass, like TxContext: one is built per successful tx, ~7x cheaper."""
 
     tx_index: int
     kind: str
