@@ -18,6 +18,8 @@ not, is walked as before: the verdict is the same either way, only its cost diff
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import msgspec
@@ -35,22 +37,33 @@ _BODY_ENCODER = msgspec.msgpack.Encoder()
 # verdict from admission is still known when the tx executes.
 BODIES_CHECKED_CACHED = 32_768
 BODY_BYTES_CACHED_MAX = 512  # larger bodies are walked each time: <= 16 MiB of cached keys
-# Canonical bodies remembered decoded (see _decode_canonical), at most 512 bytes each as
-# above: <= 16 MiB of keys plus their decoded values (a few times that at worst).
+# Canonical bodies remembered decoded (see decode_body), at most 512 bytes each as above:
+# <= 16 MiB of keys plus their decoded values (a few times that at worst).
 BODIES_DECODED_CACHED = 32_768
-_BODY_TYPES_MAX = 256  # decoders kept for the fast path: one per body type (~40 today)
+# (body type, raw) -> the decoded body, oldest first. Written by admission only, read by
+# admission and execution (two threads): a lookup is one atomic dict read under the GIL,
+# insertions and evictions take the lock.
+_decoded: OrderedDict[tuple[Any, bytes], msgspec.Struct] = OrderedDict()
+_decoded_lock = threading.Lock()
 
 
 def decode_body(
     decoder: msgspec.msgpack.Decoder[Any], raw: bytes, *, detailed: bool
 ) -> msgspec.Struct | TxResult:
-    """The typed body, or the result refusing it. `detailed` adds the decoder's message,
-    for check_tx only: block result logs must not depend on a library's wording."""
-    if len(raw) <= BODY_BYTES_CACHED_MAX and type(raw) is bytes:
-        body_type: Any = decoder.type  # a Struct class: hashable
-        known = _decode_canonical(body_type, raw)
-        # Encoding it again proves the shared object still holds exactly what `raw` says,
-        # even if some caller had mutated a list or dict inside it (none does).
+    """The typed body, or the result refusing it. `detailed` (check_tx) adds the decoder's
+    message: block result logs must not depend on a library's wording.
+
+    Canonical bodies decoded by check_tx are remembered, because the tx's execution decodes
+    the same bytes again and the typed decode, with its pattern checks, costs more than the
+    rest of routing. Safe: the key is the exact bytes and the body type, decoding is a pure
+    function of them, and a remembered body is encoded again and compared with `raw` before
+    it is handed out, which proves the shared object still holds exactly what `raw` says
+    even if some caller had mutated a list or dict inside it (none does). Execution does
+    not remember what it decodes: it is a body's last decode (a backup's execution, whose
+    txs never went through check_tx, would only fill the cache with dead entries)."""
+    cacheable = len(raw) <= BODY_BYTES_CACHED_MAX and type(raw) is bytes
+    if cacheable:
+        known = _decoded.get((decoder.type, raw))
         if known is not None and _BODY_ENCODER.encode(known) == raw:
             return known
     try:
@@ -63,6 +76,8 @@ def decode_body(
         detail = f": {error}" if detailed else ""
         return TxResult(code=Code.BODY_MALFORMED, log=f"body is not msgpack{detail}")
     if _BODY_ENCODER.encode(body) == raw:
+        if cacheable and detailed:
+            _remember(decoder.type, raw, body)
         return body  # canonical, hence no repeated key (module docstring)
     repeats = (
         _body_repeats_a_key(raw) if len(raw) <= BODY_BYTES_CACHED_MAX else has_repeated_key(raw)
@@ -72,26 +87,11 @@ def decode_body(
     return body
 
 
-@functools.lru_cache(maxsize=BODIES_DECODED_CACHED)
-def _decode_canonical(body_type: Any, raw: bytes) -> msgspec.Struct | None:
-    """The body of `body_type` that `raw` is the canonical encoding of, else None (the
-    caller then takes the full path, with its error messages and the repeated-key walk).
-
-    Remembered because check_tx and the tx's execution (and every node of an in-process
-    cluster) decode the same bytes, and the typed decode, with its pattern checks, costs
-    more than the rest of routing. Safe: the key is the exact bytes and the body type,
-    decoding is a pure function of them, and a hit is re-encoded and compared with `raw`
-    before it is used (decode_body)."""
-    try:
-        body: msgspec.Struct = _decoder_for(body_type).decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None  # msgspec.ValidationError is a DecodeError
-    return body if _BODY_ENCODER.encode(body) == raw else None
-
-
-@functools.lru_cache(maxsize=_BODY_TYPES_MAX)
-def _decoder_for(body_type: Any) -> msgspec.msgpack.Decoder[Any]:
-    return msgspec.msgpack.Decoder(body_type)
+def _remember(body_type: Any, raw: bytes, body: msgspec.Struct) -> None:
+    with _decoded_lock:
+        _decoded[(body_type, raw)] = body
+        if len(_decoded) > BODIES_DECODED_CACHED:
+            _decoded.popitem(last=False)
 
 
 @functools.lru_cache(maxsize=BODIES_CHECKED_CACHED)

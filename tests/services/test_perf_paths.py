@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections import OrderedDict
 
 import msgspec
 import pytest
@@ -57,13 +58,29 @@ def test_canonical_and_non_canonical_bodies_decode_alike() -> None:
 
 def test_a_cached_body_mutated_by_a_caller_is_not_handed_out_again() -> None:
     raw = msgspec.msgpack.encode(_Body(name="cache-me", tags={"k": "v"}))
-    first = bodies.decode_body(_DECODER, raw, detailed=False)
+    first = bodies.decode_body(_DECODER, raw, detailed=True)  # admission remembers it
     assert isinstance(first, _Body)
     assert bodies.decode_body(_DECODER, bytes(bytearray(raw)), detailed=False) is first
     first.tags["k"] = "tampered"
     again = bodies.decode_body(_DECODER, raw, detailed=False)
     assert again == _Body(name="cache-me", tags={"k": "v"})
     assert again is not first
+
+
+def test_execution_decodes_are_not_remembered_and_the_cache_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raw = msgspec.msgpack.encode(_Body(name="executed-only", tags={}))
+    first = bodies.decode_body(_DECODER, raw, detailed=False)
+    assert bodies.decode_body(_DECODER, raw, detailed=False) is not first
+    monkeypatch.setattr(bodies, "BODIES_DECODED_CACHED", 3)
+    monkeypatch.setattr(bodies, "_decoded", OrderedDict())
+    for index in range(5):
+        raw = msgspec.msgpack.encode(_Body(name=f"bounded-{index}", tags={}))
+        assert bodies.decode_body(_DECODER, raw, detailed=True) == _Body(
+            name=f"bounded-{index}", tags={}
+        )
+    assert len(bodies._decoded) <= 3
 
 
 def test_invalid_bodies_keep_their_codes_and_detailed_messages() -> None:
