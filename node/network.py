@@ -226,15 +226,17 @@ class NodeNetwork:
             if queued:
                 log.info("re-gossiped %d pending txs to %s", queued, peer_key.hex()[:12])
 
-    def gossip_tx(self, raw: bytes) -> None:
-        self.gossip.add(raw)
+    def gossip_txs(self, raws: Sequence[bytes], digests: Sequence[bytes]) -> None:
+        """Flood txs this node admitted; `digests` are their hashes (the mempool's), which
+        gossip's seen-cache is keyed by, so they are not hashed again."""
+        self.gossip.add_many(raws, digests)
 
     def _on_gossiped_txs(self, peer_key: bytes, raws: list[bytes], digests: list[bytes]) -> None:
         from_validator = self._validators.index_of(peer_key) is not None
         if self.standby is None or not from_validator:
-            self._spawn(self._admit_gossiped(raws, relay=True))
+            self._spawn(self._admit_gossiped(raws, digests, relay=True))
         elif self._is_leader():
-            self._spawn(self._admit_gossiped(raws, relay=False))
+            self._spawn(self._admit_gossiped(raws, digests, relay=False))
         else:
             self._keep_in_standby(self.standby, raws, digests)
 
@@ -256,14 +258,21 @@ class NodeNetwork:
         self._admissions.add(task)
         task.add_done_callback(self._admissions.discard)
 
-    async def _admit_gossiped(self, raws: Sequence[bytes], *, relay: bool) -> None:
-        admissions = await self._mempool.add_batch(list(raws))
-        for raw, admission in zip(raws, admissions, strict=True):
+    async def _admit_gossiped(
+        self, raws: list[bytes], digests: list[bytes], *, relay: bool
+    ) -> None:
+        admissions = await self._mempool.add_batch(raws)
+        relayed: list[bytes] = []
+        relayed_digests: list[bytes] = []
+        for raw, digest, admission in zip(raws, digests, admissions, strict=True):
             if admission.added:
                 if relay:
-                    self.gossip.add(raw)
+                    relayed.append(raw)
+                    relayed_digests.append(digest)
             elif admission.reason in PASSING_REFUSALS:
-                self.gossip.forget(raw)  # a later copy (a re-offer) may be admitted
+                self.gossip.forget_digest(digest)  # a later copy (a re-offer) may be admitted
+        if relayed:
+            self.gossip.add_many(relayed, relayed_digests)
 
     def reoffer_to_leader(self, leader: int, raws: list[bytes]) -> int:
         """Send txs that have waited here too long to the leader again: it may have

@@ -488,7 +488,7 @@ class Node:
     async def submit_tx(self, raw: bytes) -> SubmitResult:
         admission = self.mempool.add(raw)
         if admission.added and self.network is not None:
-            self.network.gossip_tx(raw)
+            self.network.gossip_txs([raw], [admission.result.tx_hash])
         self.metrics.mempool_received_total.inc()
         self.metrics.mempool_size.set(self.mempool.pending_count())
         return admission.result
@@ -496,9 +496,14 @@ class Node:
     async def submit_txs(self, raws: list[bytes]) -> list[SubmitResult]:
         admissions = await self.mempool.add_batch(raws)
         if self.network is not None:
+            gossiped: list[bytes] = []
+            digests: list[bytes] = []
             for raw, admission in zip(raws, admissions, strict=True):
                 if admission.added:
-                    self.network.gossip_tx(raw)
+                    gossiped.append(raw)
+                    digests.append(admission.result.tx_hash)
+            if gossiped:
+                self.network.gossip_txs(gossiped, digests)
         self.metrics.mempool_received_total.inc(len(raws))
         self.metrics.mempool_size.set(self.mempool.pending_count())
         return [admission.result for admission in admissions]

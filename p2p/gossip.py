@@ -21,7 +21,7 @@ import hashlib
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -72,8 +72,11 @@ class GossipLimits:
         assert self.seen_max >= 1
 
 
-@dataclass(slots=True)
-class _Seen:
+class _Seen(msgspec.Struct, gc=False):
+    """One seen-cache entry, built for every tx gossip meets. A msgspec Struct because it
+    is built at half the cost of a slotted dataclass; gc=False because it holds only
+    scalars, so it can never be part of a cycle and the collector need not track it."""
+
     added_at: float
     peer_bits: int  # bit i set: the peer with index i is known to have this tx
     forwarded: bool  # add() was called for it
@@ -151,31 +154,46 @@ class TxGossip:
     def add(self, tx: bytes) -> bool:
         """Gossip a validated tx to every connected peer that does not have it yet.
         False if it was already gossiped (or is too large to gossip)."""
-        if len(tx) > self._limits.tx_bytes_max:
-            self.stats.drops["too_large"] += 1
-            return False
-        entry = self._remember(hashlib.sha256(tx).digest(), origin=None)
-        if entry.forwarded:
-            return False
-        entry.forwarded = True
-        for peer_key in self._transport.connected_keys():
-            bit = self._peer_bit(peer_key)
-            if not entry.peer_bits & bit:
-                entry.peer_bits |= bit
-                self._enqueue(peer_key, tx)
-        return True
+        return self.add_many([tx]) == 1
+
+    def add_many(self, txs: Sequence[bytes], digests: Sequence[bytes] | None = None) -> int:
+        """`add` for many txs, in order; `digests` are their SHA-256 digests if the caller
+        has them (the mempool hashed each tx it admitted), so they are not hashed again.
+        The connected peers, the clock and the expiry are read once per call, not per tx.
+        Returns how many txs were newly gossiped."""
+        assert digests is None or len(digests) == len(txs), "one digest per tx"
+        seen = self._remembering()
+        peers = [(key, self._peer_bit(key)) for key in self._transport.connected_keys()]
+        tx_bytes_max = self._limits.tx_bytes_max
+        added = 0
+        for index, tx in enumerate(txs):
+            if len(tx) > tx_bytes_max:
+                self.stats.drops["too_large"] += 1
+                continue
+            digest = hashlib.sha256(tx).digest() if digests is None else digests[index]
+            entry = seen(digest, 0)
+            if entry.forwarded:
+                continue
+            entry.forwarded = True
+            added += 1
+            for peer_key, bit in peers:
+                if not entry.peer_bits & bit:
+                    entry.peer_bits |= bit
+                    self._enqueue(peer_key, tx)
+        return added
 
     def offer_to_peer(self, peer_key: bytes, txs: list[bytes]) -> int:
         """Send validated txs this node holds to one peer — typically one that just
         connected and missed their first flood — skipping those it is known to have.
         CometBFT's mempool reactor makes the same walk for each new peer. Returns how many
         were queued."""
+        seen = self._remembering()
         bit = self._peer_bit(peer_key)
         queued = 0
         for tx in txs:
             if len(tx) > self._limits.tx_bytes_max:
                 continue
-            entry = self._remember(hashlib.sha256(tx).digest(), origin=None)
+            entry = seen(hashlib.sha256(tx).digest(), 0)
             if entry.peer_bits & bit:
                 continue
             entry.peer_bits |= bit
@@ -187,12 +205,13 @@ class TxGossip:
         """Send txs to one peer even if it is known to have them: it refused them earlier
         (its pool was full) and they are still waiting here. At most `batch_txs_max` per
         call; returns how many were queued."""
+        seen = self._remembering()
         bit = self._peer_bit(peer_key)
         queued = 0
         for tx in txs[: self._limits.batch_txs_max]:
             if len(tx) > self._limits.tx_bytes_max:
                 continue
-            self._remember(hashlib.sha256(tx).digest(), origin=None).peer_bits |= bit
+            seen(hashlib.sha256(tx).digest(), bit)
             self._enqueue(peer_key, tx)
             queued += 1
         return queued
@@ -256,21 +275,28 @@ class TxGossip:
             log.warning("gossip: undecodable batch from %s", peer_key.hex()[:16])
             return
         self.stats.batches_received += 1
+        remember = self._remembering()
+        known = self._seen.get
+        bit = self._peer_bit(peer_key)
+        tx_bytes_max = self._limits.tx_bytes_max
         fresh: list[bytes] = []
         digests: list[bytes] = []
+        duplicates = 0
         for tx in txs:
-            if len(tx) > self._limits.tx_bytes_max:
+            if len(tx) > tx_bytes_max:
                 self.stats.drops["too_large_inbound"] += 1
                 continue
             digest = hashlib.sha256(tx).digest()
-            known = digest in self._seen
-            self._remember(digest, origin=peer_key)
-            if known:
-                self.stats.txs_duplicate += 1
-            else:
-                fresh.append(tx)
-                digests.append(digest)
+            entry = known(digest)
+            if entry is not None:
+                entry.peer_bits |= bit
+                duplicates += 1
+                continue
+            remember(digest, bit)
+            fresh.append(tx)
+            digests.append(digest)
         self.stats.txs_received += len(fresh)
+        self.stats.txs_duplicate += duplicates
         if not fresh:
             return
         if self._on_hashed_txs is not None:
@@ -281,17 +307,26 @@ class TxGossip:
 
     # --- seen-cache ---
 
-    def _remember(self, digest: bytes, *, origin: bytes | None) -> _Seen:
+    def _remembering(self) -> Callable[[bytes, int], _Seen]:
+        """Expire old entries once, then return a function that finds or adds the entry of
+        a digest, marking the peers in `peer_bits` as having it. The clock is read once per
+        call of the caller (a batch), not per tx: entries of one batch share their time."""
         now = self._clock()
         self._expire(now)
-        entry = self._seen.get(digest)
-        if entry is None:
-            entry = self._seen[digest] = _Seen(added_at=now, peer_bits=0, forwarded=False)
-            while len(self._seen) > self._limits.seen_max:
-                self._seen.popitem(last=False)
-        if origin is not None:
-            entry.peer_bits |= self._peer_bit(origin)
-        return entry
+        seen = self._seen
+        seen_max = self._limits.seen_max
+
+        def remember(digest: bytes, peer_bits: int) -> _Seen:
+            entry = seen.get(digest)
+            if entry is None:
+                entry = seen[digest] = _Seen(now, peer_bits, False)
+                while len(seen) > seen_max:
+                    seen.popitem(last=False)
+            else:
+                entry.peer_bits |= peer_bits
+            return entry
+
+        return remember
 
     def _expire(self, now: float) -> None:
         horizon = now - self._limits.seen_ttl_s

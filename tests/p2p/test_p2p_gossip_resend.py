@@ -3,6 +3,7 @@ what the peer is believed to hold, and both stay bounded."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import msgspec
@@ -82,3 +83,22 @@ def test_forget_lets_a_later_copy_be_delivered_again() -> None:
     transport.on_message(PEER, batch)
     assert delivered == [b"tx-9", b"tx-9"]
     assert gossip.stats.txs_duplicate == 1
+
+
+def test_add_many_keys_the_seen_cache_by_the_given_digests_and_counts_new_txs() -> None:
+    """The node passes the digests its mempool computed: gossip keys its seen-cache by them
+    (no second SHA-256), floods each new tx once, and skips what it already forwarded or
+    what its peer sent it; oversized txs are dropped and counted."""
+    delivered: list[bytes] = []
+    gossip, transport = make_gossip(delivered)
+    assert transport.on_message is not None
+    transport.on_message(PEER, msgspec.msgpack.encode([b"from-peer"]))
+    txs = [b"a", b"b", b"from-peer", bytes(70_000)]
+    digests = [hashlib.sha256(tx).digest() for tx in txs]
+    assert gossip.add_many(txs, digests) == 3, "from-peer is new to add, not to the peer"
+    assert gossip.add_many(txs[:2], digests[:2]) == 0, "already forwarded"
+    gossip.flush()
+    assert sent_txs(transport) == [b"a", b"b"], "nothing goes back to the peer that sent it"
+    assert gossip.stats.drops["too_large"] == 1
+    gossip.forget_digest(digests[0])
+    assert gossip.add(b"a"), "the digest given is the cache key"
