@@ -8,6 +8,7 @@ the header `pipeline_depth` heights later (protocol/block.py).
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field, fields
 
@@ -57,18 +58,9 @@ class TxResult:
         (a Writer per result cost more than the rest of the encoding)."""
         encoded = self._encoded
         if encoded is None:
-            assert 0 <= self.code <= U32_MAX, f"result code {self.code} does not fit in u32"
-            log = _utf8_prefix(self.log, limits.results_data_bytes_max)
             data = self.data[: limits.results_data_bytes_max]
-            encoded = b"".join(
-                (
-                    _CODE_AND_LOG_SIZE.pack(self.code, len(log)),
-                    log,
-                    _DATA_SIZE.pack(len(data)),
-                    data,
-                )
-            )
-            object.__setattr__(self, "_encoded", encoded)
+            encoded = _code_and_log(self.code, self.log) + _DATA_SIZE.pack(len(data)) + data
+            _set_encoded(self, encoded)
         return encoded
 
     def hash(self) -> bytes:
@@ -80,6 +72,21 @@ assert tuple(f.name for f in fields(TxResult)) == _RESULT_FIELD_NAMES, "TxResult
 _set_code, _set_log, _set_data, _set_encoded = (
     getattr(TxResult, name).__set__ for name in _RESULT_FIELD_NAMES
 )
+
+
+# Encoded (code, log) heads remembered: a block's results repeat a few fixed logs
+# ("anchored", "signer and nonce already executed"), and encoding the log and packing the
+# head cost more than the rest of a result's encoding. Keyed by value (Code.OK and 0 share
+# an entry: they pack alike); check_tx's detailed logs, which vary, just age out.
+RESULT_HEADS_CACHED = 256
+
+
+@functools.lru_cache(maxsize=RESULT_HEADS_CACHED)
+def _code_and_log(code: int, log: str) -> bytes:
+    """u32 code | u16 log length | log, the log cut to the limit on a character boundary."""
+    assert 0 <= code <= U32_MAX, f"result code {code} does not fit in u32"
+    log_bytes = _utf8_prefix(log, limits.results_data_bytes_max)
+    return _CODE_AND_LOG_SIZE.pack(code, len(log_bytes)) + log_bytes
 
 
 def _utf8_prefix(text: str, bytes_max: int) -> bytes:
