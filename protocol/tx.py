@@ -182,14 +182,22 @@ DECODED_TXS_CACHED = 32_768
 DECODED_TX_BYTES_CACHED_MAX = 768
 
 
-def decode_tx(data: bytes) -> Tx:
-    """Strict decode: DecodeError on any non-canonical or invalid encoding."""
-    if len(data) > limits.tx_bytes_max:
-        raise DecodeError(f"tx is {len(data)} bytes, max {limits.tx_bytes_max}")
-    data = _as_bytes(data)
-    if len(data) > DECODED_TX_BYTES_CACHED_MAX:
-        return _decode_tx_uncached(data)
-    return _decode_tx_cached(data)
+def decode_tx(data: bytes, *, digest: bytes | None = None) -> Tx:
+    """Strict decode: DecodeError on any non-canonical or invalid encoding. A caller that
+    already hashed `data` (gossip does, for its seen-cache) passes its SHA-256 `digest`,
+    which is memoised on the Tx so that nobody downstream hashes the tx again."""
+    size = len(data)
+    if size > limits.tx_bytes_max:
+        raise DecodeError(f"tx is {size} bytes, max {limits.tx_bytes_max}")
+    if type(data) is not bytes:
+        data = _as_bytes(data)
+    if size > DECODED_TX_BYTES_CACHED_MAX:
+        tx = _decode_tx_uncached(data)
+    else:
+        tx = _decode_tx_cached(data)
+    if digest is not None and tx._hash is None:
+        _set_hash(tx, digest)
+    return tx
 
 
 def _as_bytes(data: object) -> bytes:
@@ -202,13 +210,14 @@ def _as_bytes(data: object) -> bytes:
 
 
 def _decode_tx_uncached(data: bytes) -> Tx:
-    """Strict decode of one tx. The common case takes the fast path (`_parse_fast`); any
-    input it does not accept goes through the field-by-field Reader, which either accepts
-    it too (so a gap in the fast path costs time, never a valid tx) or names the problem."""
+    """Strict decode of one tx. The common case takes the fast path (`_parse_fast`), which
+    accepts only txs that pass every check of `Tx.invalid`; any input it does not accept
+    goes through the field-by-field Reader and `Tx.invalid`, which either accept it too (so
+    a gap in the fast path costs time, never a valid tx) or name the problem."""
     parsed = _parse_fast(data)
-    if parsed is None:
-        parsed = _parse_with_reader(data)
-    tx = _build_decoded(parsed, data)
+    if parsed is not None:
+        return _build_decoded(parsed, data)
+    tx = _build_decoded(_parse_with_reader(data), data)
     if (reason := tx.invalid()) is not None:
         raise DecodeError(reason)
     return tx
@@ -247,46 +256,71 @@ def _build_decoded(parsed: _Fields, encoded: bytes) -> Tx:
     return tx
 
 
-_NONCE_EXPIRY_KIND_LENGTH = struct.Struct(">QQB")
-_BODY_LENGTH = struct.Struct(">I")
 # version, chain id length, signer, nonce, expiry, kind length, body length, signature
 _TX_FIXED_BYTES = 1 + 1 + PUBLIC_KEY_BYTES + 8 + 8 + 1 + 4 + SIGNATURE_BYTES
+_KIND_LENGTH_AFTER_CHAIN_ID = 2 + PUBLIC_KEY_BYTES + 8 + 8  # offset of the kind length byte
+# One struct per (chain id length, kind length): it unpacks everything from the chain id to
+# the body length in one call. At most 51 x 65 of them (the length bounds).
+_LAYOUTS: dict[tuple[int, int], struct.Struct] = {}
+# (chain id bytes, kind bytes) -> their text, for pairs that are ASCII and pass
+# chain_id_invalid and kind_invalid: each pair is decoded and checked once, not per tx. A
+# chain has one chain id and few kinds; past the bound, new pairs are checked every time.
+_VALID_NAMES: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+_VALID_NAMES_MAX = 1_024
 
 
 def _parse_fast(data: bytes) -> _Fields | None:
-    """The fields of a well-formed tx with slicing and two struct unpacks, or None if
-    anything is off. Every slice is bounds-checked before it is taken (Python slices
+    """The fields of a well-formed tx that passes `Tx.invalid`, with one struct unpack and
+    three slices, or None if anything is off (the caller then takes the Reader path, which
+    names the problem). Every offset is bounds-checked before it is read (Python slices
     silently shorten), and the lengths must add up to len(data) exactly: the same rules as
     `_parse_with_reader`, which tests/protocol/test_tx_decode_fast.py compares it against."""
     size = len(data)
     if size < _TX_FIXED_BYTES or data[0] != TX_VERSION:
         return None
-    chain_end = 2 + data[1]
-    if data[1] > limits.chain_id_bytes_max or size < chain_end + _TX_FIXED_BYTES - 2:
+    chain_size = data[1]
+    if chain_size > limits.chain_id_bytes_max or size < _TX_FIXED_BYTES + chain_size:
         return None
-    signer_end = chain_end + PUBLIC_KEY_BYTES
-    nonce, expiry_height, kind_size = _NONCE_EXPIRY_KIND_LENGTH.unpack_from(data, signer_end)
-    kind_start = signer_end + _NONCE_EXPIRY_KIND_LENGTH.size
-    body_start = kind_start + kind_size + 4
-    if kind_size > limits.kind_bytes_max or size < body_start + SIGNATURE_BYTES:
+    kind_size = data[chain_size + _KIND_LENGTH_AFTER_CHAIN_ID]
+    if kind_size > limits.kind_bytes_max or size < _TX_FIXED_BYTES + chain_size + kind_size:
         return None
-    body_size = _BODY_LENGTH.unpack_from(data, body_start - 4)[0]
-    signature_start = body_start + body_size
-    if body_size > limits.tx_body_bytes_max or size != signature_start + SIGNATURE_BYTES:
+    layout = _LAYOUTS.get((chain_size, kind_size))
+    if layout is None:
+        layout = _LAYOUTS[chain_size, kind_size] = struct.Struct(
+            f">{chain_size}s{PUBLIC_KEY_BYTES}sQQB{kind_size}sI"
+        )
+    chain_id, signer, nonce, expiry_height, _, kind, body_size = layout.unpack_from(data, 2)
+    body_start = 2 + layout.size
+    signature_start = size - SIGNATURE_BYTES
+    if body_size > limits.tx_body_bytes_max or body_start + body_size != signature_start:
         return None
-    chain_id = data[2:chain_end]
-    kind = data[kind_start : body_start - 4]
-    if not (chain_id.isascii() and kind.isascii()):
-        return None
+    names = _VALID_NAMES.get((chain_id, kind))
+    if names is None:
+        names = _valid_names(chain_id, kind)
+        if names is None:
+            return None
     return (
-        chain_id.decode("ascii"),
-        data[chain_end:signer_end],
+        names[0],
+        signer,
         nonce,
         expiry_height,
-        kind.decode("ascii"),
+        names[1],
         data[body_start:signature_start],
         data[signature_start:],
     )
+
+
+def _valid_names(chain_id: bytes, kind: bytes) -> tuple[str, str] | None:
+    """The text of a chain id and kind if both are ASCII and valid (remembered while the
+    table has room), else None."""
+    if not (chain_id.isascii() and kind.isascii()):
+        return None
+    names = chain_id.decode("ascii"), kind.decode("ascii")
+    if chain_id_invalid(names[0]) is not None or kind_invalid(names[1]) is not None:
+        return None
+    if len(_VALID_NAMES) < _VALID_NAMES_MAX:
+        _VALID_NAMES[chain_id, kind] = names
+    return names
 
 
 def _parse_with_reader(data: bytes) -> _Fields:

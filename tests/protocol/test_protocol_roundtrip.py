@@ -3,6 +3,8 @@ by hypothesis, and decoders reject trailing bytes, wrong versions and non-ASCII 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -123,7 +125,7 @@ def test_tx_and_result_proofs_round_trip():
 
 def test_trailing_byte_is_rejected_by_every_decoder():
     sealed = CHAIN.at(3)
-    cases = [
+    cases: list[tuple[Callable[[bytes], object], bytes]] = [
         (decode_tx, sample_tx().encode()),
         (decode_header, sealed.block.header.encode()),
         (decode_block, sealed.block.encode()),

@@ -38,6 +38,8 @@ def assert_agrees(data: bytes) -> None:
     fast = tx_module._parse_fast(data)
     if fast is not None:
         assert fast == reader_verdict(data), "fast path accepted differently from the Reader"
+        # _decode_tx_uncached skips Tx.invalid on the fast path: it must never need it.
+        assert tx_module._build_decoded(fast, data).invalid() is None
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
@@ -102,6 +104,39 @@ def test_non_ascii_names_are_refused_with_the_readers_message() -> None:
     data[2 + len("seoul-test") + 32 + 16 + 1] = 0xC3  # first byte of the kind
     with pytest.raises(DecodeError, match="kind is not ASCII"):
         decode_tx(bytes(data))
+
+
+def test_invalid_names_take_the_reader_path_and_get_its_message() -> None:
+    """Valid ASCII that Tx.invalid refuses (an empty chain id, a capital in the kind) is
+    declined by the fast path and refused with Tx.invalid's own reason."""
+    for chain, kind, message in (("c", "Bad", "kind may use only"), ("", "x.y", "chain id must")):
+        data = bytearray(valid(chain="c", kind="x.y"))
+        if chain == "":  # drop the one chain id byte and its length
+            data = bytearray(data[:1]) + b"\x00" + data[3:]
+        else:
+            kind_at = 2 + len(chain) + 32 + 16 + 1
+            data[kind_at : kind_at + 3] = kind.encode()
+        assert tx_module._parse_fast(bytes(data)) is None
+        with pytest.raises(DecodeError, match=message):
+            decode_tx(bytes(data))
+
+
+def test_the_table_of_valid_names_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tx_module, "_VALID_NAMES", {})
+    monkeypatch.setattr(tx_module, "_VALID_NAMES_MAX", 2)
+    kinds = ["k.a", "k.b", "k.c", "k.d"]
+    for kind in kinds:
+        raw = valid(kind=kind)
+        assert tx_module._parse_fast(raw) == tx_module._parse_with_reader(raw)
+    assert len(tx_module._VALID_NAMES) == 2, "new names past the bound are checked, not kept"
+
+
+def test_a_given_digest_is_memoised_as_the_hash() -> None:
+    raw = valid(b"digest given")
+    digest = sha256(raw)
+    tx = decode_tx(raw, digest=digest)
+    assert tx.hash() is digest
+    assert decode_tx(raw) is tx, "the same object from the memo, hash included"
 
 
 def test_decoded_tx_equals_constructed_and_memos_match_reencoding() -> None:
