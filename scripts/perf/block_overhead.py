@@ -1,10 +1,11 @@
 """Micro-benchmark: CPU per committed block that is not per tx (consensus messages, p2p,
 engine steps, the commit path), for four PBFT validators.
 
-Four real `Node`s in this one process (one uvloop event loop, as `seoulchain start` runs, real LevelDB stores, real encrypted
-TCP on 127.0.0.1, default consensus config: 20 ms ticks and block interval) take one
-notary anchor every `--gap-ms` (default 60 ms, longer than a block's round trip, so nearly
-every block carries one tx), sent round-robin to the four. Reports the process CPU
+Four real `Node`s in this one process (one uvloop event loop, as `seoulchain start`
+runs; real LevelDB stores, real encrypted TCP on 127.0.0.1, default consensus config:
+20 ms ticks and block interval) take one notary anchor every `--gap-ms` (default 60 ms,
+longer than a block's round trip, so nearly every block carries one tx; the proof blocks
+that follow a tx are counted too), sent round-robin to the four. Reports the process CPU
 (`time.process_time`, every thread of all four nodes) per committed block, divided by four
 for a per-node figure, median of `--reps` runs on fresh nodes. With 4 nodes sharing one
 interpreter the absolute figure is lower than in a cluster of processes (no per-process
