@@ -209,17 +209,26 @@ class Mempool:
             self.verified.add(tx_hash)
         return self._finish(tx, tx_hash)
 
-    async def add_batch(self, raws: Sequence[bytes]) -> list[Admission]:
+    async def add_batch(
+        self, raws: Sequence[bytes], digests: Sequence[bytes] | None = None
+    ) -> list[Admission]:
         """Admit many txs, verifying signatures off the event loop in chunks. Results are in
         the order of `raws`; within the batch, earlier txs win duplicate and quota checks.
-        Large inputs are taken `add_batch_txs_max` at a time, bounding the work per step."""
+        Large inputs are taken `add_batch_txs_max` at a time, bounding the work per step.
+        `digests`, if given, are the SHA-256 of each raw tx (gossip computed them for its
+        seen-cache): they are memoised on the decoded txs instead of hashing again."""
+        assert digests is None or len(digests) == len(raws), "one digest per tx"
         step = limits.add_batch_txs_max
         admissions: list[Admission] = []
         for start in range(0, len(raws), step):
-            admissions.extend(await self._add_slice(raws[start : start + step]))
+            end = start + step
+            chunk = None if digests is None else digests[start:end]
+            admissions.extend(await self._add_slice(raws[start:end], chunk))
         return admissions
 
-    async def _add_slice(self, raws: Sequence[bytes]) -> list[Admission]:
+    async def _add_slice(
+        self, raws: Sequence[bytes], digests: Sequence[bytes] | None
+    ) -> list[Admission]:
         """Static checks (size, decode, chain) run once per tx; the pool checks run before
         the signature checks, so a tx the pool would refuse costs no verify, and again after
         them, because the pool may have changed while we awaited (and earlier txs of this
@@ -231,7 +240,7 @@ class Mempool:
         seen: set[bytes] = set()
         good: set[bytes] = set()  # hashes known to carry a valid signature
         for index, raw in enumerate(raws):
-            checked = self._static_check(raw)
+            checked = self._static_check(raw, None if digests is None else digests[index])
             if isinstance(checked, Admission):
                 results[index] = checked
                 continue
@@ -262,17 +271,21 @@ class Mempool:
         assert len(final) == len(raws), "every tx gets exactly one admission"
         return final
 
-    def _static_check(self, raw: bytes) -> Admission | tuple[Tx, bytes]:
+    def _static_check(
+        self, raw: bytes, digest: bytes | None = None
+    ) -> Admission | tuple[Tx, bytes]:
         """Checks that depend on the bytes alone (size, strict decode, chain id): their
         verdict never changes, so they run once per submission. The decoded tx and its hash
         if all pass. The hash is memoised on the Tx (decode_tx returns one object per byte
-        string), so block validation, the block builder and the executor do not hash it again."""
+        string), so block validation, the block builder and the executor do not hash it again;
+        `digest`, the caller's SHA-256 of `raw` if it has one, saves hashing it at all."""
         if len(raw) > self.limits.max_tx_bytes:
-            return self._reject(sha256(raw), "too_large", f"tx is {len(raw)} bytes")
+            tx_hash = sha256(raw) if digest is None else digest
+            return self._reject(tx_hash, "too_large", f"tx is {len(raw)} bytes")
         try:
-            tx = decode_tx(raw)
+            tx = decode_tx(raw, digest=digest)
         except DecodeError as error:
-            return self._reject(sha256(raw), "decode", str(error))
+            return self._reject(sha256(raw) if digest is None else digest, "decode", str(error))
         tx_hash = tx.hash()  # decode is strict, so this is the hash of `raw` itself
         if tx.chain_id != self.chain_id:
             return self._reject(tx_hash, "wrong_chain", f"tx is for chain {tx.chain_id!r}")
@@ -513,9 +526,11 @@ class Mempool:
         """As `ensure_verified`, with cache misses verified off the event loop."""
         return await self.signatures.ensure_verified_async(txs, tx_hashes)
 
-    async def verify_and_remember(self, txs: Sequence[Tx]) -> list[bool]:
+    async def verify_and_remember(
+        self, txs: Sequence[Tx], tx_hashes: Sequence[bytes] | None = None
+    ) -> list[bool]:
         """Verify off the event loop and remember the good ones (SignatureVerifier)."""
-        return await self.signatures.verify_and_remember(txs)
+        return await self.signatures.verify_and_remember(txs, tx_hashes)
 
     def close(self) -> None:
         self.signatures.close()

@@ -261,7 +261,7 @@ class NodeNetwork:
     async def _admit_gossiped(
         self, raws: list[bytes], digests: list[bytes], *, relay: bool
     ) -> None:
-        admissions = await self._mempool.add_batch(raws)
+        admissions = await self._mempool.add_batch(raws, digests)
         relayed: list[bytes] = []
         relayed_digests: list[bytes] = []
         for raw, digest, admission in zip(raws, digests, admissions, strict=True):

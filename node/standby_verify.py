@@ -141,7 +141,7 @@ class StandbyVerifier:
         done = asyncio.Event()
         self._in_flight, self._chunk_done = frozenset(hashes), done
         try:
-            verdicts = await self._mempool.verify_and_remember(txs)
+            verdicts = await self._mempool.verify_and_remember(txs, hashes)
         finally:
             self._in_flight = frozenset()
             done.set()
@@ -166,7 +166,7 @@ class StandbyVerifier:
                 self.counters.skipped_stale += 1
                 continue
             try:
-                tx = decode_tx(raw)
+                tx = decode_tx(raw, digest=tx_hash)  # gossip hashed it: no SHA-256 again
             except DecodeError:
                 self._drop_forged(tx_hash)
                 continue

@@ -51,6 +51,19 @@ class VerifiedCache:
             return True
         return False
 
+    def missing(self, tx_hashes: Sequence[bytes]) -> list[int]:
+        """Indexes of the hashes not in the cache; those in it are touched (most recently
+        used). `touch` for a whole block or chunk in one call."""
+        hashes = self._hashes
+        touch = hashes.move_to_end
+        absent: list[int] = []
+        for index, tx_hash in enumerate(tx_hashes):
+            if tx_hash in hashes:
+                touch(tx_hash)
+            else:
+                absent.append(index)
+        return absent
+
     def add(self, tx_hash: bytes) -> None:
         self._hashes[tx_hash] = None
         self._hashes.move_to_end(tx_hash)
@@ -107,7 +120,7 @@ class SignatureVerifier:
     ) -> int | None:
         """As `ensure_verified`, with cache misses verified off the event loop."""
         hashes = _hashes_of(txs, tx_hashes)
-        missing = [i for i, tx_hash in enumerate(hashes) if not self.verified.touch(tx_hash)]
+        missing = self.verified.missing(hashes)
         verdicts = await self.verify_many([txs[i] for i in missing])
         for index, good in zip(missing, verdicts, strict=True):
             if not good:
@@ -115,13 +128,16 @@ class SignatureVerifier:
             self.verified.add(hashes[index])
         return None
 
-    async def verify_and_remember(self, txs: Sequence[Tx]) -> list[bool]:
+    async def verify_and_remember(
+        self, txs: Sequence[Tx], tx_hashes: Sequence[bytes] | None = None
+    ) -> list[bool]:
         """Verify the signatures of `txs` off the event loop and remember the good ones in
         the verified cache, so a later admission or block check of the same tx costs no
-        verify (the standby verifier calls this for gossiped txs a backup keeps). Txs
-        already in the cache are not verified again. True per tx whose signature is good."""
-        hashes = [tx.hash() for tx in txs]
-        missing = [i for i, tx_hash in enumerate(hashes) if not self.verified.touch(tx_hash)]
+        verify (the standby verifier calls this for gossiped txs a backup keeps, with the
+        hashes gossip computed). Txs already in the cache are not verified again. True per
+        tx whose signature is good."""
+        hashes = _hashes_of(txs, tx_hashes)
+        missing = self.verified.missing(hashes)
         verdicts = [True] * len(txs)
         checked = await self.verify_many([txs[i] for i in missing])
         for index, good in zip(missing, checked, strict=True):

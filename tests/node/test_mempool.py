@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from node.mempool import Mempool, MempoolLimits
+from node.verify_pool import VerifiedCache
 from protocol.crypto import SigningKey
 from protocol.results import TxResult
 from protocol.tx import Tx, sign_tx
@@ -181,6 +182,16 @@ def test_verified_cache_is_bounded_lru() -> None:
     assert len(mempool.verified) == 2
     assert txs[0].hash() not in mempool.verified
     assert txs[2].hash() in mempool.verified
+
+
+def test_verified_cache_missing_touches_what_it_finds() -> None:
+    cache = VerifiedCache(2)
+    cache.add(b"a")
+    cache.add(b"b")
+    assert cache.missing([b"x", b"a", b"y"]) == [0, 2]
+    cache.add(b"c")  # evicts the least recently used: b, since missing() touched a
+    assert b"a" in cache
+    assert b"b" not in cache
 
 
 def test_reap_is_round_robin_across_signers_in_arrival_order() -> None:

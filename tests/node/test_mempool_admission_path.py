@@ -46,9 +46,9 @@ async def test_each_tx_is_decoded_and_hashed_once_and_the_hash_is_carried(
     hashes: list[bytes] = []
     real_decode, real_sha256 = tx_module.decode_tx, sha256
 
-    def counting_decode(raw: bytes) -> Tx:
+    def counting_decode(raw: bytes, *, digest: bytes | None = None) -> Tx:
         decodes.append(raw)
-        return real_decode(raw)
+        return real_decode(raw, digest=digest)
 
     def counting_sha256(data: bytes) -> bytes:
         hashes.append(data)
@@ -68,6 +68,31 @@ async def test_each_tx_is_decoded_and_hashed_once_and_the_hash_is_carried(
         # The block's copy of the tx (same bytes) gets the same object, hash included.
         assert decode_tx(raw).hash() is admission.result.tx_hash
     assert len(hashes) == len(raws), "the block path hashed nothing again"
+    mempool.check_invariants()
+
+
+async def test_digests_given_with_a_batch_are_the_hashes_and_nothing_is_hashed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Gossip hands the leader's pool the digests it computed: admission memoises them on
+    the decoded txs and hashes nothing, refusals included."""
+    hashes: list[bytes] = []
+    real_sha256 = sha256
+
+    def counting_sha256(data: bytes) -> bytes:
+        hashes.append(data)
+        return real_sha256(data)
+
+    monkeypatch.setattr(tx_module, "sha256", counting_sha256)
+    monkeypatch.setattr(mempool_module, "sha256", counting_sha256)
+    mempool = pool(max_tx_bytes=2_000)
+    raws = [make_tx(key(f"d{i % 3}")).encode() for i in range(5)] + [b"garbage", bytes(3_000)]
+    digests = [real_sha256(raw) for raw in raws]
+    admissions = await mempool.add_batch(raws, digests)
+    assert [admission.reason for admission in admissions] == [""] * 5 + ["decode", "too_large"]
+    for digest, admission in zip(digests, admissions, strict=True):
+        assert admission.result.tx_hash is digest
+    assert hashes == [], "no SHA-256 on the way"
     mempool.check_invariants()
 
 

@@ -16,8 +16,9 @@ import pytest
 from node.mempool import Mempool
 from node.standby import StandbyStore
 from node.standby_verify import StandbyVerifier
-from protocol.crypto import SigningKey
-from protocol.tx import Tx, sign_tx
+from protocol import tx as tx_module
+from protocol.crypto import SigningKey, sha256
+from protocol.tx import Tx, decode_tx, sign_tx
 
 CHAIN = "seoul-verify-test"
 KEY = SigningKey.from_secret(b"standby-verify-agency")
@@ -163,3 +164,24 @@ async def test_stop_cancels_a_chunk_in_flight_and_refuses_new_work(rig: Rig) -> 
     await asyncio.wait_for(rig.verifier.idle(), timeout=5)
     waiter = asyncio.ensure_future(rig.verifier.settle([tx.hash() for tx in txs]))
     await asyncio.wait_for(waiter, timeout=5)  # a cancelled chunk wakes its waiters
+
+
+async def test_the_background_verify_hashes_nothing_again(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gossip's digests are the keys: the verifier memoises them on the txs it decodes, so
+    neither it nor the block path after it (same bytes, same Tx) computes a SHA-256."""
+    raws = [tx.encode() for tx in signed(10)]
+    hashed: list[bytes] = []
+
+    def counting_sha256(data: bytes) -> bytes:
+        hashed.append(data)
+        return sha256(data)
+
+    monkeypatch.setattr(tx_module, "sha256", counting_sha256)
+    assert rig.gossip(raws) == 10  # hashes with hashlib, as gossip does
+    await rig.verifier.idle()
+    assert rig.verifier.counters.verified == 10
+    block_txs = [decode_tx(raw) for raw in raws]
+    assert [tx.hash() for tx in block_txs] == [hashlib.sha256(raw).digest() for raw in raws]
+    assert hashed == [], "no SHA-256 after gossip's"
