@@ -38,6 +38,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from node import limits
 from node.api import SubmitResult
 from node.verify_pool import SignatureVerifier, VerifiedCache
@@ -67,21 +69,33 @@ APP_CODESPACE = "app"
 Admit = Callable[[Tx, int], TxResult]
 
 
-@dataclass(slots=True)
-class Admission:
-    """What happened to one submitted tx. `added` is True only for a tx new to the pool,
-    which is what the node gossips; `reason` is the rejection counter label or "".
-    Not frozen only because a frozen dataclass costs twice as much to build, and one is
-    built per submitted tx; nothing ever assigns to one after it is returned."""
+class Admission(msgspec.Struct, kw_only=True, gc=False):
+    """What happened to one submitted tx: the client's answer (`result`), whether the tx
+    is new to the pool (`added`, what the node gossips) and the rejection counter label
+    (`reason`, or ""). One is built per submitted tx, so it is a msgspec Struct (a quarter
+    of a frozen dataclass's construction cost) that the collector does not track (it
+    refers only to objects that never refer back, so it can be in no cycle), and the
+    SubmitResult is built only when asked for: gossip's admissions never need one."""
 
-    result: SubmitResult
+    tx_hash: bytes
+    code: int
+    log: str = ""
+    codespace: str = CODESPACE
     reason: str = ""
     added: bool = False
     tx: Tx | None = None
 
+    @property
+    def result(self) -> SubmitResult:
+        return SubmitResult(
+            tx_hash=self.tx_hash, code=self.code, log=self.log, codespace=self.codespace
+        )
 
-@dataclass(slots=True)
-class _Entry:
+
+class _Entry(msgspec.Struct, gc=False):
+    """A pooled tx. A gc-free msgspec Struct like Admission: one lives per pooled tx, and
+    untracked entries neither trigger collections nor make them longer."""
+
     tx: Tx
     raw: bytes
     tx_hash: bytes
@@ -319,19 +333,19 @@ class Mempool:
         if not verdict.ok:
             reason = f"app_{verdict.code}"
             self._count(reason)
-            result = SubmitResult(
-                tx_hash=tx_hash, code=verdict.code, log=verdict.log, codespace=APP_CODESPACE
+            return Admission(
+                tx_hash=tx_hash,
+                code=verdict.code,
+                log=verdict.log,
+                codespace=APP_CODESPACE,
+                reason=reason,
             )
-            return Admission(result=result, reason=reason)
         self._insert(tx, tx_hash)
-        result = SubmitResult(tx_hash=tx_hash, code=0, codespace=CODESPACE)
-        return Admission(result=result, added=True, tx=tx)
+        return Admission(tx_hash=tx_hash, code=0, added=True, tx=tx)
 
     def _reject(self, tx_hash: bytes, reason: str, message: str) -> Admission:
         self._count(reason)
-        code = REASON_CODES[reason]
-        result = SubmitResult(tx_hash=tx_hash, code=code, log=message, codespace=CODESPACE)
-        return Admission(result=result, reason=reason)
+        return Admission(tx_hash=tx_hash, code=REASON_CODES[reason], log=message, reason=reason)
 
     def _count(self, reason: str) -> None:
         self.counters.rejected[reason] = self.counters.rejected.get(reason, 0) + 1

@@ -488,7 +488,7 @@ class Node:
     async def submit_tx(self, raw: bytes) -> SubmitResult:
         admission = self.mempool.add(raw)
         if admission.added and self.network is not None:
-            self.network.gossip_txs([raw], [admission.result.tx_hash])
+            self.network.gossip_txs([raw], [admission.tx_hash])
         self.metrics.mempool_received_total.inc()
         self.metrics.mempool_size.set(self.mempool.pending_count())
         return admission.result
@@ -501,7 +501,7 @@ class Node:
             for raw, admission in zip(raws, admissions, strict=True):
                 if admission.added:
                     gossiped.append(raw)
-                    digests.append(admission.result.tx_hash)
+                    digests.append(admission.tx_hash)
             if gossiped:
                 self.network.gossip_txs(gossiped, digests)
         self.metrics.mempool_received_total.inc(len(raws))
