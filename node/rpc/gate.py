@@ -14,6 +14,10 @@ factory is wrapped:
   of each request until the next one. A client that trickles headers, or idles on
   keep-alive, is closed when it runs out. The server's middleware calls
   `request_started` / `request_finished`; a WebSocket stays exempt while it is open.
+  The deadline is lazy: a request only notes when the connection went idle, and the one
+  timer per connection, when it fires, closes the connection if it has been idle that long
+  or else waits again for the rest. So a keep-alive client's calls arm no timer each (a
+  busy connection sees one timer per `idle_timeout_s`, not one per request).
 """
 
 from __future__ import annotations
@@ -105,22 +109,26 @@ class _Counted(asyncio.Protocol):
         self.transport: asyncio.BaseTransport | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._requests_active = 0
+        self._idle_since = 0.0  # loop time at which the last request finished
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def request_started(self) -> None:
         self._requests_active += 1
-        self._stop_deadline()
 
     def request_finished(self) -> None:
         self._requests_active -= 1
         assert self._requests_active >= 0
-        if self._requests_active == 0:
-            self._start_deadline()
+        if self._requests_active == 0 and self._loop is not None:
+            self._idle_since = self._loop.time()
+            if self._deadline is None:
+                self._start_deadline(self._idle_since)
 
-    def _start_deadline(self) -> None:
-        self._stop_deadline()
-        if self._gate is not None and self.transport is not None:
-            loop = asyncio.get_running_loop()
-            self._deadline = loop.call_later(self._gate.idle_timeout_s, self._expire)
+    def _start_deadline(self, idle_since: float) -> None:
+        """Fire when a connection idle since `idle_since` runs out of time."""
+        assert self._deadline is None
+        if self._gate is not None and self.transport is not None and self._loop is not None:
+            when = idle_since + self._gate.idle_timeout_s
+            self._deadline = self._loop.call_at(when, self._expire)
 
     def _stop_deadline(self) -> None:
         if self._deadline is not None:
@@ -128,8 +136,15 @@ class _Counted(asyncio.Protocol):
             self._deadline = None
 
     def _expire(self) -> None:
+        """Close the connection if it has been idle for the whole timeout; if a request is
+        running, `request_finished` arms the deadline again; if one ran since the deadline
+        was armed, wait for the rest of the time since it finished."""
         self._deadline = None
         if self._gate is None or self.transport is None or self._requests_active:
+            return
+        assert self._loop is not None
+        if self._loop.time() < self._idle_since + self._gate.idle_timeout_s:
+            self._start_deadline(self._idle_since)
             return
         self._gate._expired()
         log.debug("closing a connection idle for %.1f s", self._gate.idle_timeout_s)
@@ -137,9 +152,11 @@ class _Counted(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._idle_since = self._loop.time()
         if self._gate is not None:
             self._gate._opened(self, transport)
-        self._start_deadline()
+        self._start_deadline(self._idle_since)
         self._inner.connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:

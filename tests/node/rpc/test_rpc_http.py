@@ -285,3 +285,34 @@ async def test_slow_request_is_not_cut_by_the_idle_deadline(start_server, fake_n
     status, document = await _post(server, body)
     assert status == 200
     assert document["result"]["code"] == 0
+
+
+async def test_keep_alive_calls_push_the_idle_deadline_back(
+    start_server, metrics: NodeMetrics
+) -> None:
+    """The deadline runs from the end of the latest call (it is lazy: calls only note the
+    time, and the one timer per connection waits again for the rest): calls spaced under
+    the timeout keep a connection open for longer than the timeout, idling closes it."""
+    server = await start_server(idle_timeout_s=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    body = b'{"jsonrpc":"2.0","id":1,"method":"health"}'
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    try:
+        for _ in range(6):  # 6 x 0.1 s: twice the timeout in all
+            writer.write(head + body)
+            await writer.drain()
+            async with asyncio.timeout(5):
+                status = await reader.readline()
+                length = 0
+                while (line := await reader.readline()) != b"\r\n":
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+            assert status.startswith(b"HTTP/1.1 200")
+            await asyncio.sleep(0.1)
+        assert metrics.rpc_http_rejected_total.labels(reason="idle_timeout")._value.get() == 0
+        async with asyncio.timeout(5):
+            assert await reader.read(1024) == b""  # idle now: closed by the server
+    finally:
+        writer.close()
+    assert metrics.rpc_http_rejected_total.labels(reason="idle_timeout")._value.get() == 1
