@@ -37,6 +37,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import msgspec
 
@@ -105,6 +106,15 @@ class _Entry(msgspec.Struct, gc=False):
     @property
     def size(self) -> int:
         return len(self.raw)
+
+
+class _Screened(NamedTuple):
+    """A slice of txs between `Mempool._screen` and `Mempool._settle`."""
+
+    results: list[Admission | None]  # per tx: its admission, once decided
+    candidates: list[tuple[int, Tx, bytes, bool]]  # (index, tx, hash, needs a verify)
+    fresh: list[Tx]  # the candidates to verify, in order
+    good: set[bytes]  # hashes known to carry a valid signature
 
 
 @dataclass(slots=True, kw_only=True)
@@ -232,27 +242,38 @@ class Mempool:
         `digests`, if given, are the SHA-256 of each raw tx (gossip computed them for its
         seen-cache): they are memoised on the decoded txs instead of hashing again."""
         assert digests is None or len(digests) == len(raws), "one digest per tx"
+        if len(raws) <= limits.verify_inline_txs_max:
+            return self.add_small_batch(raws, digests)
         step = limits.add_batch_txs_max
         admissions: list[Admission] = []
         for start in range(0, len(raws), step):
             end = start + step
             chunk = None if digests is None else digests[start:end]
-            admissions.extend(await self._add_slice(raws[start:end], chunk))
+            screened = self._screen(raws[start:end], chunk)
+            verdicts = await self.signatures.verify_many(screened.fresh)
+            admissions.extend(self._settle(screened, verdicts))
         return admissions
 
-    async def _add_slice(
-        self, raws: Sequence[bytes], digests: Sequence[bytes] | None
+    def add_small_batch(
+        self, raws: Sequence[bytes], digests: Sequence[bytes] | None = None
     ) -> list[Admission]:
-        """Static checks (size, decode, chain) run once per tx; the pool checks run before
-        the signature checks, so a tx the pool would refuse costs no verify, and again after
-        them, because the pool may have changed while we awaited (and earlier txs of this
-        batch are inserted by then)."""
+        """`add_batch` for at most `verify_inline_txs_max` txs, whose signatures are checked
+        on this thread: it never awaits, so a caller needs no task to run it (a gossip
+        batch at the leader is usually a few txs). Same checks, same results."""
+        assert len(raws) <= limits.verify_inline_txs_max
+        assert digests is None or len(digests) == len(raws), "one digest per tx"
+        screened = self._screen(raws, digests)
+        return self._settle(screened, self.signatures.verify_inline(screened.fresh))
+
+    def _screen(self, raws: Sequence[bytes], digests: Sequence[bytes] | None) -> _Screened:
+        """First half of admitting a slice of at most `add_batch_txs_max` txs: the static
+        checks (size, decode, chain) once per tx, and the pool checks before the signature
+        checks, so a tx the pool would refuse costs no verify. `_settle` finishes the slice
+        once `fresh` is verified."""
         assert len(raws) <= limits.add_batch_txs_max
-        results: list[Admission | None] = [None] * len(raws)
-        candidates: list[tuple[int, Tx, bytes, bool]] = []  # (index, tx, hash, needs a verify)
-        fresh: list[Tx] = []
+        screened = _Screened([None] * len(raws), [], [], set())
+        results, candidates, fresh, good = screened
         seen: set[bytes] = set()
-        good: set[bytes] = set()  # hashes known to carry a valid signature
         for index, raw in enumerate(raws):
             checked = self._static_check(raw, None if digests is None else digests[index])
             if isinstance(checked, Admission):
@@ -271,9 +292,16 @@ class Mempool:
             candidates.append((index, tx, tx_hash, needs_verify))
             if needs_verify:
                 fresh.append(tx)
-        verdicts = iter(await self.signatures.verify_many(fresh))
+        return screened
+
+    def _settle(self, screened: _Screened, verdicts: list[bool]) -> list[Admission]:
+        """Second half: remember the good signatures, then run the pool checks again,
+        because the pool may have changed while the verify was awaited (and earlier txs of
+        this slice are inserted by then), and admit what passes."""
+        results, candidates, _, good = screened
+        verdict = iter(verdicts)
         for index, tx, tx_hash, needs_verify in candidates:
-            if needs_verify and next(verdicts):
+            if needs_verify and next(verdict):
                 self.verified.add(tx_hash)
                 good.add(tx_hash)
             if tx_hash not in good:
@@ -282,7 +310,7 @@ class Mempool:
             refusal = self._pool_check(tx, tx_hash)
             results[index] = refusal if refusal is not None else self._finish(tx, tx_hash)
         final = [result for result in results if result is not None]
-        assert len(final) == len(raws), "every tx gets exactly one admission"
+        assert len(final) == len(results), "every tx gets exactly one admission"
         return final
 
     def _static_check(
@@ -545,6 +573,12 @@ class Mempool:
     ) -> list[bool]:
         """Verify off the event loop and remember the good ones (SignatureVerifier)."""
         return await self.signatures.verify_and_remember(txs, tx_hashes)
+
+    def verify_and_remember_now(
+        self, txs: Sequence[Tx], tx_hashes: Sequence[bytes] | None = None
+    ) -> list[bool]:
+        """`verify_and_remember` for a small batch, on this thread (SignatureVerifier)."""
+        return self.signatures.verify_and_remember_now(txs, tx_hashes)
 
     def close(self) -> None:
         self.signatures.close()

@@ -31,10 +31,11 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 
 from consensus.types import Envelope, Fetched, FetchRequest, MessageCodec, NodeId, Received
+from node import limits
 from node.blocksync import BlockSync
 from node.driver import EngineDriver
 from node.genesis import Genesis
-from node.mempool import Mempool
+from node.mempool import Admission, Mempool
 from node.queries import ChainReader
 from node.standby import PASSING_REFUSALS, StandbyStore
 from node.standby_verify import StandbyVerifier
@@ -234,11 +235,21 @@ class NodeNetwork:
     def _on_gossiped_txs(self, peer_key: bytes, raws: list[bytes], digests: list[bytes]) -> None:
         from_validator = self._validators.index_of(peer_key) is not None
         if self.standby is None or not from_validator:
-            self._spawn(self._admit_gossiped(raws, digests, relay=True))
+            self._admit_gossiped(raws, digests, relay=True)
         elif self._is_leader():
-            self._spawn(self._admit_gossiped(raws, digests, relay=False))
+            self._admit_gossiped(raws, digests, relay=False)
         else:
             self._keep_in_standby(self.standby, raws, digests)
+
+    def _admit_gossiped(self, raws: list[bytes], digests: list[bytes], *, relay: bool) -> None:
+        """Admit in full. A small batch (the usual gossip frame) is admitted right here: its
+        signatures are verified on this thread anyway, so it needs no task; a larger one
+        verifies in the verify threads, in a task of its own."""
+        if len(raws) <= limits.verify_inline_txs_max:
+            admissions = self._mempool.add_small_batch(raws, digests)
+            self._after_admission(raws, digests, admissions, relay=relay)
+        else:
+            self._spawn(self._admit_gossiped_batch(raws, digests, relay=relay))
 
     def _keep_in_standby(
         self, standby: StandbyStore, raws: list[bytes], digests: list[bytes]
@@ -258,10 +269,22 @@ class NodeNetwork:
         self._admissions.add(task)
         task.add_done_callback(self._admissions.discard)
 
-    async def _admit_gossiped(
+    async def _admit_gossiped_batch(
         self, raws: list[bytes], digests: list[bytes], *, relay: bool
     ) -> None:
         admissions = await self._mempool.add_batch(raws, digests)
+        self._after_admission(raws, digests, admissions, relay=relay)
+
+    def _after_admission(
+        self,
+        raws: list[bytes],
+        digests: list[bytes],
+        admissions: list[Admission],
+        *,
+        relay: bool,
+    ) -> None:
+        """Relay what was admitted (if asked to), and let gossip forget what was refused
+        for a passing reason, so that a later copy (a re-offer) may be admitted."""
         relayed: list[bytes] = []
         relayed_digests: list[bytes] = []
         for raw, digest, admission in zip(raws, digests, admissions, strict=True):
@@ -270,7 +293,7 @@ class NodeNetwork:
                     relayed.append(raw)
                     relayed_digests.append(digest)
             elif admission.reason in PASSING_REFUSALS:
-                self.gossip.forget_digest(digest)  # a later copy (a re-offer) may be admitted
+                self.gossip.forget_digest(digest)
         if relayed:
             self.gossip.add_many(relayed, relayed_digests)
 

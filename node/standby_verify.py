@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from node import limits
 from node.mempool import Mempool
 from node.standby import StandbyStore
 from protocol.encoding import DecodeError
@@ -40,9 +41,12 @@ class StandbyVerifier:
 
     One task drains a bounded queue `chunk_txs` at a time: decode (memoised by exact bytes,
     so the block's decode is a hit later), then `Mempool.verify_and_remember` in the verify
-    threads. Never blocks the loop: `enqueue` is a deque append, and when the queue is full
-    the overflow is skipped (counted) — the block path verifies those, as before. Entries
-    that left standby (committed, evicted, promoted) or got verified meanwhile are skipped.
+    threads. `enqueue` is a deque append, and when the queue is full the overflow is skipped
+    (counted) — the block path verifies those, as before; only a small batch (at most
+    `verify_inline_txs_max`, which the task would verify on the loop's thread too) that
+    finds the verifier idle is verified in `enqueue` itself, sparing the task's wake-up.
+    Entries that left standby (committed, evicted, promoted) or got verified meanwhile are
+    skipped.
 
     Safe because nothing is trusted early: a good verdict only adds the tx's own hash (of
     its exact bytes) to the verified cache, which is what admission and the block path do
@@ -80,9 +84,19 @@ class StandbyVerifier:
         return len(self._queue)
 
     def enqueue(self, items: Sequence[tuple[bytes, bytes]]) -> int:
-        """Queue (hash, raw) pairs just kept in standby; returns how many were queued."""
+        """Queue (hash, raw) pairs just kept in standby; returns how many were queued. A
+        batch of at most `verify_inline_txs_max` txs (a gossip frame, usually) that finds
+        the verifier idle (nothing queued, no chunk in flight) is verified at once instead:
+        the task would verify it on this thread in its next step anyway (too few txs for
+        the verify threads), so waking it only cost time."""
         if self._stopped or not items:
             return 0
+        if len(items) <= limits.verify_inline_txs_max and not self._queue and not self._in_flight:
+            self.counters.queued += len(items)
+            hashes, txs = self._decode_fresh(items)
+            if txs:
+                self._record(hashes, self._mempool.verify_and_remember_now(txs, hashes))
+            return len(items)
         room = self._queue_txs_max - len(self._queue)
         taken = items[: max(room, 0)]
         self._queue.extend(taken)
@@ -145,13 +159,16 @@ class StandbyVerifier:
         finally:
             self._in_flight = frozenset()
             done.set()
+        self._record(hashes, verdicts)
+
+    def _record(self, hashes: list[bytes], verdicts: list[bool]) -> None:
         for tx_hash, good in zip(hashes, verdicts, strict=True):
             if good:
                 self.counters.verified += 1
             else:
                 self._drop_forged(tx_hash)
 
-    def _decode_fresh(self, chunk: list[tuple[bytes, bytes]]) -> tuple[list[bytes], list[Tx]]:
+    def _decode_fresh(self, chunk: Sequence[tuple[bytes, bytes]]) -> tuple[list[bytes], list[Tx]]:
         """The chunk's entries still in standby, not yet verified and not claimed by a block
         being verified (`settle`), decoded; undecodable ones are dropped as forged
         (admission would refuse them too)."""

@@ -80,11 +80,18 @@ class SignatureVerifier:
         self._counters = counters
         self._executor: ThreadPoolExecutor | None = None
 
+    def verify_inline(self, txs: Sequence[Tx]) -> list[bool]:
+        """One verdict per tx, in order, verified on this thread: for at most
+        `verify_inline_txs_max` txs, where a thread hop costs more than the verifies."""
+        assert len(txs) <= limits.verify_inline_txs_max
+        self._counters.verifications += len(txs)
+        return [tx.verify_signature() for tx in txs]
+
     async def verify_many(self, txs: list[Tx]) -> list[bool]:
         """One verdict per tx, in order; every tx is verified (no cache lookup here)."""
-        self._counters.verifications += len(txs)
         if len(txs) <= limits.verify_inline_txs_max:
-            return [tx.verify_signature() for tx in txs]
+            return self.verify_inline(txs)
+        self._counters.verifications += len(txs)
         loop = asyncio.get_running_loop()
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
@@ -138,8 +145,24 @@ class SignatureVerifier:
         tx whose signature is good."""
         hashes = _hashes_of(txs, tx_hashes)
         missing = self.verified.missing(hashes)
-        verdicts = [True] * len(txs)
         checked = await self.verify_many([txs[i] for i in missing])
+        return self._remembered(hashes, missing, checked)
+
+    def verify_and_remember_now(
+        self, txs: Sequence[Tx], tx_hashes: Sequence[bytes] | None = None
+    ) -> list[bool]:
+        """`verify_and_remember` on this thread, for at most `verify_inline_txs_max` txs:
+        no await, so a caller with a small batch needs no task to run it."""
+        hashes = _hashes_of(txs, tx_hashes)
+        missing = self.verified.missing(hashes)
+        return self._remembered(hashes, missing, self.verify_inline([txs[i] for i in missing]))
+
+    def _remembered(
+        self, hashes: Sequence[bytes], missing: list[int], checked: list[bool]
+    ) -> list[bool]:
+        """Verdicts for all of `hashes` (those not `missing` were verified before) after
+        adding the newly verified good ones to the cache."""
+        verdicts = [True] * len(hashes)
         for index, good in zip(missing, checked, strict=True):
             verdicts[index] = good
             if good:

@@ -306,6 +306,25 @@ async def test_add_batch_matches_add_and_verifies_off_loop() -> None:
     mempool.check_invariants()
 
 
+def test_a_small_batch_is_admitted_without_an_event_loop_like_a_large_one() -> None:
+    """add_small_batch (what gossip uses for a frame of a few txs) needs no loop, and gives
+    what add_batch gives: earlier txs of the batch win duplicate and nonce checks."""
+    mempool = pool()
+    signer = key("small")
+    first, again = make_tx(signer, nonce=1), make_tx(signer, nonce=2)
+    same_nonce = make_tx(signer, nonce=1, body=b"other")
+    bad = dataclasses.replace(make_tx(signer, nonce=3), signature=first.signature)
+    raws = [first.encode(), first.encode(), same_nonce.encode(), bad.encode(), again.encode()]
+    results = mempool.add_small_batch(raws)
+    assert [r.reason for r in results] == [
+        "", "duplicate", "duplicate_nonce", "bad_signature", ""
+    ]  # fmt: skip
+    # The repeat costs no verify; the second nonce-1 tx passed the pool checks before the
+    # batch's first tx entered, so it was verified, then refused on the checks after.
+    assert mempool.counters.verifications == 4
+    mempool.check_invariants()
+
+
 async def test_add_batch_reuses_verified_cache_and_dedupes_within_batch() -> None:
     mempool = pool()
     tx = make_tx(key("a"))

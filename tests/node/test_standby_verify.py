@@ -123,14 +123,36 @@ async def test_queue_overflow_is_counted_and_left_to_the_block_path() -> None:
 
 
 async def test_txs_committed_or_verified_before_their_turn_are_skipped(rig: Rig) -> None:
-    committed, in_block, waiting = signed(10), signed(10), signed(10)
+    # 60 txs in one batch: more than a small batch, which would be verified at once.
+    committed, in_block, waiting = signed(20), signed(20), signed(20)
     rig.gossip([tx.encode() for tx in [*committed, *in_block, *waiting]])
     rig.store.remove(tx.hash() for tx in committed)  # their block committed meanwhile
     assert await rig.mempool.ensure_verified_async(in_block) is None  # a block came first
     await rig.verifier.idle()
-    assert rig.verifier.counters.skipped_stale == 20
-    assert rig.verifier.counters.verified == 10
-    assert rig.mempool.counters.verifications == 20, "nothing verified twice or for nothing"
+    assert rig.verifier.counters.skipped_stale == 40
+    assert rig.verifier.counters.verified == 20
+    assert rig.mempool.counters.verifications == 40, "nothing verified twice or for nothing"
+
+
+async def test_a_small_batch_finding_the_verifier_idle_is_verified_at_once(rig: Rig) -> None:
+    """A gossip frame of a few txs is verified in `enqueue` itself (on this thread, as the
+    task would): no task wakes up; a forgery among them is dropped all the same. With a
+    batch queued, the next small one queues behind it, in order."""
+    txs = signed(5)
+    forged = forge(signed(1)[0])
+    assert rig.gossip([tx.encode() for tx in [*txs, forged]]) == 6
+    assert rig.verifier._task is None, "no task was needed"
+    assert rig.verifier.counters.verified == 5
+    assert rig.verifier.counters.forged == 1
+    assert forged.hash() not in rig.store
+    assert all(tx.hash() in rig.mempool.verified for tx in txs)
+    big, small = signed(40), signed(3)
+    rig.gossip([tx.encode() for tx in big])  # queued for the task
+    rig.gossip([tx.encode() for tx in small])  # behind it: queued too
+    assert len(rig.verifier) == 43
+    await rig.verifier.idle()
+    assert rig.verifier.counters.verified == 48
+    assert rig.mempool.counters.verifications == 49, "each tx verified exactly once"
 
 
 async def test_a_block_waits_for_the_chunk_in_flight_and_claims_the_rest(rig: Rig) -> None:
