@@ -112,6 +112,9 @@ class DocumentRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 _RECORD_DECODER = msgspec.msgpack.Decoder(DocumentRecord)
 _ENCODER = msgspec.msgpack.Encoder()
+# Encodes a new record with its metadata keys sorted (msgspec sorts dict keys as Python's
+# sorted() does), without building a sorted copy of the metadata first (~0.4 us per anchor).
+_NEW_RECORD_ENCODER = msgspec.msgpack.Encoder(order="deterministic")
 
 
 def encode_anchor(
@@ -288,14 +291,14 @@ def _put_anchor(ctx: TxContext, body: AnchorBody, state: Overlay, *, position_in
         issuer=ctx.signer,
         agency=agency.name,
         doc_type=body.doc_type,
-        metadata=dict(sorted(body.metadata.items())),
+        metadata=body.metadata,  # sorted by the encoder
         height=ctx.height,
         time_ms=ctx.time_ms,
         tx_hash=ctx.tx_hash,
         tx_index=ctx.tx_index,
         expires_at_ms=body.expires_at_ms,
     )
-    state.put(DOC_PREFIX + body.document_hash, _ENCODER.encode(record))
+    state.put(DOC_PREFIX + body.document_hash, _NEW_RECORD_ENCODER.encode(record))
     position = _CURSOR.pack(ctx.height, ctx.tx_index, position_in_batch)
     state.put(ISSUER_PREFIX + ctx.signer + position, body.document_hash)
     return agency.name

@@ -13,10 +13,11 @@ import pytest
 from protocol.crypto import SigningKey
 from protocol.results import TxResult
 from services import agencies, apphash, bodies, notary
+from services.app import SeoulApplication
 from services.codes import Code
 from services.genesis import Agency, ServicesGenesis
-from services.testing import MemoryStateView
-from tests.services.services_helpers import doc
+from services.testing import AppHarness, MemoryStateView
+from tests.services.services_helpers import CHAIN_ID, CITY, doc, make_genesis, sign
 
 
 class _Body(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -143,3 +144,25 @@ def test_role_checks_follow_a_changed_agency_record() -> None:
     assert agencies.agency_by_key(state, key) == changed, "JSON form is a copy"
     state.commit({agencies.KEY_PREFIX + key: None})
     assert not agencies.has_role(state, key, "vote_admin")
+
+
+def test_anchored_records_store_metadata_sorted_as_a_sorted_copy_would() -> None:
+    """The record encoder sorts metadata keys itself; the bytes are those of a record built
+    with `dict(sorted(metadata.items()))` and encoded plainly, non-ASCII keys included."""
+    chain = AppHarness(SeoulApplication(make_genesis()), chain_id=CHAIN_ID)
+    metadata = {"z": "1", "é": "2", "中": "3", "😀": "4", "A": "5", "a b": "6", "\uffff": "7"}
+    tx = sign(CITY, "notary.anchor", notary.encode_anchor(doc("sorted"), "deed", metadata))
+    outcome = chain.run_block([tx], time_ms=7)
+    stored = outcome.writes[notary.DOC_PREFIX + doc("sorted")]
+    expected = notary.DocumentRecord(
+        document_hash=doc("sorted"),
+        issuer=CITY.public_key,
+        agency="Seoul City",
+        doc_type="deed",
+        metadata=dict(sorted(metadata.items())),
+        height=1,
+        time_ms=7,
+        tx_hash=tx.hash(),
+        tx_index=0,
+    )
+    assert stored == msgspec.msgpack.encode(expected)
