@@ -116,9 +116,10 @@ class StoreStateView:
         """These keys were just written: drop any cached value of theirs."""
         with self._lock:
             self._generation += 1
-            for key in keys:
-                if key in self._values:
-                    self._bytes -= _entry_bytes(key, self._values.pop(key))
+            # A block writes thousands of keys and few of them are cached: the intersection
+            # finds those in one pass in C.
+            for key in self._values.keys() & keys:
+                self._bytes -= _entry_bytes(key, self._values.pop(key))
 
     def scan(
         self, prefix: bytes, *, start_after: bytes | None = None, limit: int
