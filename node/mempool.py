@@ -522,13 +522,14 @@ class Mempool:
         """Drop the txs of a committed block (by hash and by (signer, nonce)), advance the
         next height and evict txs that expired. Returns how many txs left the pool."""
         removed = 0
+        signers = self._per_signer_count
         for tx in txs:
-            tx_hash = tx.hash()
-            if self._drop(tx_hash) is not None:
-                removed += 1
-            other = self._by_replay.get(tx.replay_key)
-            if other is not None and self._drop(other) is not None:
-                removed += 1
+            if self._drop(tx.hash()) is not None:
+                removed += 1  # its (signer, nonce) was its own: no other tx can hold it
+            elif tx.signer in signers:  # else no pooled tx can share its (signer, nonce)
+                other = self._by_replay.get(tx.replay_key)
+                if other is not None and self._drop(other) is not None:
+                    removed += 1
         self.next_height = max(self.next_height, committed_height + 1)
         return removed + self.evict_expired()
 

@@ -162,7 +162,7 @@ class TxGossip:
         The connected peers, the clock and the expiry are read once per call, not per tx.
         Returns how many txs were newly gossiped."""
         assert digests is None or len(digests) == len(txs), "one digest per tx"
-        seen = self._remembering()
+        remember = self._remembering()
         peers = [(key, self._peer_bit(key)) for key in self._transport.connected_keys()]
         tx_bytes_max = self._limits.tx_bytes_max
         added = 0
@@ -171,7 +171,7 @@ class TxGossip:
                 self.stats.drops["too_large"] += 1
                 continue
             digest = hashlib.sha256(tx).digest() if digests is None else digests[index]
-            entry = seen(digest, 0)
+            entry = self._entry_of(remember, digest)
             if entry.forwarded:
                 continue
             entry.forwarded = True
@@ -187,13 +187,13 @@ class TxGossip:
         connected and missed their first flood — skipping those it is known to have.
         CometBFT's mempool reactor makes the same walk for each new peer. Returns how many
         were queued."""
-        seen = self._remembering()
+        remember = self._remembering()
         bit = self._peer_bit(peer_key)
         queued = 0
         for tx in txs:
             if len(tx) > self._limits.tx_bytes_max:
                 continue
-            entry = seen(hashlib.sha256(tx).digest(), 0)
+            entry = self._entry_of(remember, hashlib.sha256(tx).digest())
             if entry.peer_bits & bit:
                 continue
             entry.peer_bits |= bit
@@ -205,13 +205,13 @@ class TxGossip:
         """Send txs to one peer even if it is known to have them: it refused them earlier
         (its pool was full) and they are still waiting here. At most `batch_txs_max` per
         call; returns how many were queued."""
-        seen = self._remembering()
+        remember = self._remembering()
         bit = self._peer_bit(peer_key)
         queued = 0
         for tx in txs[: self._limits.batch_txs_max]:
             if len(tx) > self._limits.tx_bytes_max:
                 continue
-            seen(hashlib.sha256(tx).digest(), bit)
+            remember(hashlib.sha256(tx).digest(), bit)
             self._enqueue(peer_key, tx)
             queued += 1
         return queued
@@ -276,7 +276,6 @@ class TxGossip:
             return
         self.stats.batches_received += 1
         remember = self._remembering()
-        known = self._seen.get
         bit = self._peer_bit(peer_key)
         tx_bytes_max = self._limits.tx_bytes_max
         fresh: list[bytes] = []
@@ -287,14 +286,11 @@ class TxGossip:
                 self.stats.drops["too_large_inbound"] += 1
                 continue
             digest = hashlib.sha256(tx).digest()
-            entry = known(digest)
-            if entry is not None:
-                entry.peer_bits |= bit
+            if remember(digest, bit) is None:
+                fresh.append(tx)
+                digests.append(digest)
+            else:
                 duplicates += 1
-                continue
-            remember(digest, bit)
-            fresh.append(tx)
-            digests.append(digest)
         self.stats.txs_received += len(fresh)
         self.stats.txs_duplicate += duplicates
         if not fresh:
@@ -307,26 +303,33 @@ class TxGossip:
 
     # --- seen-cache ---
 
-    def _remembering(self) -> Callable[[bytes, int], _Seen]:
-        """Expire old entries once, then return a function that finds or adds the entry of
-        a digest, marking the peers in `peer_bits` as having it. The clock is read once per
-        call of the caller (a batch), not per tx: entries of one batch share their time."""
+    def _remembering(self) -> Callable[[bytes, int], _Seen | None]:
+        """Expire old entries once, then return a function that marks the peers in
+        `peer_bits` as having the tx of a digest: it returns the tx's entry if it was
+        already known, or None after adding one (a new entry is never evicted at once:
+        `seen_max` >= 1). The clock is read once per call of the caller (a batch), not per
+        tx: entries of one batch share their time."""
         now = self._clock()
         self._expire(now)
         seen = self._seen
         seen_max = self._limits.seen_max
 
-        def remember(digest: bytes, peer_bits: int) -> _Seen:
-            entry = seen.get(digest)
-            if entry is None:
-                entry = seen[digest] = _Seen(now, peer_bits, False)
-                while len(seen) > seen_max:
-                    seen.popitem(last=False)
-            else:
+        def remember(digest: bytes, peer_bits: int) -> _Seen | None:
+            new = _Seen(now, peer_bits, False)
+            entry = seen.setdefault(digest, new)
+            if entry is not new:
                 entry.peer_bits |= peer_bits
-            return entry
+                return entry
+            while len(seen) > seen_max:
+                seen.popitem(last=False)
+            return None
 
         return remember
+
+    def _entry_of(self, remember: Callable[[bytes, int], _Seen | None], digest: bytes) -> _Seen:
+        """The entry of a digest, added if new (for the outgoing paths)."""
+        entry = remember(digest, 0)
+        return self._seen[digest] if entry is None else entry
 
     def _expire(self, now: float) -> None:
         horizon = now - self._limits.seen_ttl_s
