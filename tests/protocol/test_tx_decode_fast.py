@@ -39,7 +39,10 @@ def assert_agrees(data: bytes) -> None:
     if fast is not None:
         assert fast == reader_verdict(data), "fast path accepted differently from the Reader"
         # _decode_tx_uncached skips Tx.invalid on the fast path: it must never need it.
-        assert tx_module._build_decoded(fast, data).invalid() is None
+        tx = tx_module._build_decoded(fast, data)
+        assert tx.invalid() is None
+        # The replay key is sliced from the encoding: it must be signer || u64 nonce.
+        assert tx.replay_key == tx.signer + tx.nonce.to_bytes(8, "big")
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
