@@ -51,7 +51,10 @@ class Dispatcher:
             items = parse_envelope(document, batch_max=self._config.batch_requests_max)
         except RpcFault as fault:
             return error_response(None, fault)
-        responses = await asyncio.gather(*(self._answer(item, session) for item in items))
+        if len(items) == 1:  # a single request (the usual case) needs no task of its own
+            responses = [await self._answer(items[0], session)]
+        else:
+            responses = await asyncio.gather(*(self._answer(item, session) for item in items))
         answered = [response for response in responses if response is not None]
         if isinstance(document, list):
             return answered or None

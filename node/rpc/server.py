@@ -88,7 +88,8 @@ class RpcServer:
         app.router.add_get("/websocket", self._handle_websocket)
         app.router.add_get("/{method}", self._handle_get)
         app.router.add_route("OPTIONS", "/{tail:.*}", self._handle_preflight)
-        app.on_response_prepare.append(self._add_cors_headers)
+        if self._config.cors_allowed_origins:  # else no response gets CORS headers
+            app.on_response_prepare.append(self._add_cors_headers)
         # lingering_time=0: after answering early (413), aiohttp must not read and discard
         # the rest of an oversized body; it closes the connection instead.
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, lingering_time=0)
