@@ -33,6 +33,7 @@ import plyvel
 from storage import keys, rules
 from storage.checksum import CHECKSUM_BYTES, open_value, seal_value
 from storage.interface import BlockCommit, CorruptionError, StorageError
+from storage.key_filter import KeyFilter
 from storage.leveldb_open import check_consistency, error_text, open_leveldb
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class LevelDbChainStore:
         self._db: Any = open_leveldb(self._path)
         try:
             self._height, self._genesis = check_consistency(self._db, self._path)
+            self._state_keys = _load_state_keys(self._db, self._path)
         except BaseException:
             self._db.close()
             raise
@@ -87,9 +89,13 @@ class LevelDbChainStore:
 
     def state_get(self, key: bytes) -> bytes | None:
         # Every tx reads a few keys: the common case is checked inline, and check_key
-        # runs only to raise its exact error.
+        # runs only to raise its exact error (or passes a bytes subclass, which skips the
+        # filter: its hash might differ).
         if type(key) is not bytes or not 0 < len(key) <= rules.key_bytes_max:
             rules.check_key("state", key)
+        elif not self._state_keys.may_hold(key):
+            self._require_open()
+            return None  # never held (storage/key_filter.py): no LevelDB read
         return self._get(keys.STATE + key)
 
     def state_scan(
@@ -148,7 +154,7 @@ class LevelDbChainStore:
         if self._get(keys.HEIGHT_OF + commit.block_hash) is not None:
             raise StorageError(f"block hash {commit.block_hash.hex()} is already stored")
         batch = self._db.write_batch(sync=True)
-        _put_block(batch, commit)
+        _put_block(batch, commit, self._state_keys)
         self._write(batch, f"commit_block at height {commit.height}")
         self._height = commit.height
 
@@ -175,6 +181,7 @@ class LevelDbChainStore:
         for state_key, value in sorted((state_writes or {}).items()):
             rules.check_key("state", state_key)
             if value is not None:
+                self._state_keys.add(state_key)
                 _put(batch, keys.STATE + state_key, value)
         self._write(batch, "set_genesis")
         self._genesis = genesis_hash
@@ -252,7 +259,23 @@ def _put(batch: Any, key: bytes, payload: bytes) -> None:
     batch.put(key, seal_value(key, payload))
 
 
-def _put_block(batch: Any, commit: BlockCommit) -> None:
+def _load_state_keys(db: Any, path: Path) -> KeyFilter:
+    """The filter of every service-state key the store holds (keys only, not cached)."""
+    state_keys = KeyFilter()
+    prefix_bytes = len(keys.STATE)
+    with (
+        _translated(f"loading the state keys of {path}"),
+        db.iterator(prefix=keys.STATE, include_value=False, fill_cache=False) as iterator,
+    ):
+        for key in iterator:
+            state_keys.add(key[prefix_bytes:])
+            if not state_keys.on:
+                log.warning("%s holds too many state keys for the key filter: not used", path)
+                break
+    return state_keys
+
+
+def _put_block(batch: Any, commit: BlockCommit, state_keys: KeyFilter) -> None:
     """Everything one block changes, in one batch; the hot loops (tx index, state writes)
     are inlined: seal_value's bytes, without a Python call per record."""
     height_bytes = keys.encode_height(commit.height)
@@ -267,7 +290,7 @@ def _put_block(batch: Any, commit: BlockCommit) -> None:
         _put(batch, namespace + height_bytes, payload)
     _put(batch, keys.HEIGHT_OF + commit.block_hash, height_bytes)
     _put_tx_index(batch, commit)
-    _put_state_writes(batch, commit.state_writes)
+    _put_state_writes(batch, commit.state_writes, state_keys)
     _put(batch, keys.META_HEIGHT, height_bytes)
 
 
@@ -288,8 +311,13 @@ def _put_tx_index(batch: Any, commit: BlockCommit) -> None:
         put(prefix + tx_hash, value + crc.to_bytes(CHECKSUM_BYTES, "big"))
 
 
-def _put_state_writes(batch: Any, writes: Mapping[bytes, bytes | None]) -> None:
+def _put_state_writes(
+    batch: Any, writes: Mapping[bytes, bytes | None], state_keys: KeyFilter
+) -> None:
+    """Each write sealed as `seal_value` does; a key given a value joins the key filter
+    before the batch is written (a deleted key needs not: it reads as None either way)."""
     put = batch.put
+    remember = state_keys.add
     crc32 = zlib.crc32
     prefix = keys.STATE
     prefix_crc = crc32(prefix)
@@ -298,6 +326,7 @@ def _put_state_writes(batch: Any, writes: Mapping[bytes, bytes | None]) -> None:
         if value is None:
             batch.delete(key)
         else:
+            remember(state_key)
             crc = crc32(value, crc32(state_key, prefix_crc))
             put(key, value + crc.to_bytes(CHECKSUM_BYTES, "big"))
 
