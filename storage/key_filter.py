@@ -28,6 +28,7 @@ Rules that keep it exact:
 from __future__ import annotations
 
 import mmap
+from collections.abc import Iterable
 
 # 2^28 bits = 32 MiB, mapped lazily (a small store touches a few pages), in blocks of one
 # 64-byte cache line: a key's two bits lie in one block, so an add or a lookup touches one
@@ -75,23 +76,28 @@ class KeyFilter:
         bit = (key_hash >> _SECOND_SHIFT) & _IN_BLOCK_MASK
         return bool(bits[block + (bit >> 3)] & (1 << (bit & 7)))
 
-    def add(self, key: bytes) -> None:
-        """Remember `key`. Only the store's writer thread calls this."""
+    def add_all(self, keys: Iterable[bytes]) -> None:
+        """Remember every key. Only the store's writer thread calls this. One call per
+        batch: the loop keeps its state in locals (a call per key cost twice as much)."""
         bits = self._bits
         if bits is None:
             return
-        key_hash = hash(key) if type(key) is bytes else hash(bytes(key))
-        block = (key_hash & self._block_mask) << _BLOCK_BYTES_LOG2
-        first = (key_hash >> _FIRST_SHIFT) & _IN_BLOCK_MASK
-        second = (key_hash >> _SECOND_SHIFT) & _IN_BLOCK_MASK
-        first_index, first_bit = block + (first >> 3), 1 << (first & 7)
-        second_index, second_bit = block + (second >> 3), 1 << (second & 7)
-        byte = bits[first_index]
-        if byte & first_bit and bits[second_index] & second_bit:
-            return  # held already (or a false positive): not a new key
-        bits[first_index] = byte | first_bit
-        bits[second_index] |= second_bit  # after the first store: they may share a byte
-        self._keys += 1
+        block_mask = self._block_mask
+        added = 0
+        for key in keys:
+            key_hash = hash(key) if type(key) is bytes else hash(bytes(key))
+            block = (key_hash & block_mask) << _BLOCK_BYTES_LOG2
+            first = (key_hash >> _FIRST_SHIFT) & _IN_BLOCK_MASK
+            second = (key_hash >> _SECOND_SHIFT) & _IN_BLOCK_MASK
+            first_index, first_bit = block + (first >> 3), 1 << (first & 7)
+            second_index, second_bit = block + (second >> 3), 1 << (second & 7)
+            byte = bits[first_index]
+            if byte & first_bit and bits[second_index] & second_bit:
+                continue  # held already (or a false positive): not a new key
+            bits[first_index] = byte | first_bit
+            bits[second_index] |= second_bit  # after the first store: they may share a byte
+            added += 1
+        self._keys += added
         if self._keys > self._keys_max:
             # Dropped, not closed: a reader in another thread may still hold the map.
             self._bits = None

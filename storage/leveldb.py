@@ -20,6 +20,7 @@ from other threads (LevelDB allows it); closing while another thread reads is th
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import zlib
@@ -39,6 +40,7 @@ from storage.leveldb_open import check_consistency, error_text, open_leveldb
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_KEYS_PER_LOAD = 4096  # state keys read per chunk while loading the key filter at open
 
 
 class LevelDbChainStore:
@@ -181,7 +183,7 @@ class LevelDbChainStore:
         for state_key, value in sorted((state_writes or {}).items()):
             rules.check_key("state", state_key)
             if value is not None:
-                self._state_keys.add(state_key)
+                self._state_keys.add_all((state_key,))
                 _put(batch, keys.STATE + state_key, value)
         self._write(batch, "set_genesis")
         self._genesis = genesis_hash
@@ -267,11 +269,12 @@ def _load_state_keys(db: Any, path: Path) -> KeyFilter:
         _translated(f"loading the state keys of {path}"),
         db.iterator(prefix=keys.STATE, include_value=False, fill_cache=False) as iterator,
     ):
-        for key in iterator:
-            state_keys.add(key[prefix_bytes:])
-            if not state_keys.on:
-                log.warning("%s holds too many state keys for the key filter: not used", path)
-                break
+        while state_keys.on:
+            chunk = [key[prefix_bytes:] for key in itertools.islice(iterator, _KEYS_PER_LOAD)]
+            if not chunk:
+                return state_keys
+            state_keys.add_all(chunk)
+    log.warning("%s holds too many state keys for the key filter: not used", path)
     return state_keys
 
 
@@ -314,10 +317,9 @@ def _put_tx_index(batch: Any, commit: BlockCommit) -> None:
 def _put_state_writes(
     batch: Any, writes: Mapping[bytes, bytes | None], state_keys: KeyFilter
 ) -> None:
-    """Each write sealed as `seal_value` does; a key given a value joins the key filter
+    """Each write sealed as `seal_value` does; the keys given a value join the key filter
     before the batch is written (a deleted key needs not: it reads as None either way)."""
     put = batch.put
-    remember = state_keys.add
     crc32 = zlib.crc32
     prefix = keys.STATE
     prefix_crc = crc32(prefix)
@@ -326,9 +328,9 @@ def _put_state_writes(
         if value is None:
             batch.delete(key)
         else:
-            remember(state_key)
             crc = crc32(value, crc32(state_key, prefix_crc))
             put(key, value + crc.to_bytes(CHECKSUM_BYTES, "big"))
+    state_keys.add_all([key for key, value in writes.items() if value is not None])
 
 
 def _decode(decoder: Callable[[bytes], _T], raw: bytes, what: str) -> _T:

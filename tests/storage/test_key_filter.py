@@ -28,8 +28,7 @@ class _Bytes(bytes):
 def test_added_keys_are_always_held_and_most_others_are_not() -> None:
     key_filter = KeyFilter(bits_log2=20)
     added = [b"k/%d" % index for index in range(5_000)]
-    for key in added:
-        key_filter.add(key)
+    key_filter.add_all(added)
     assert all(key_filter.may_hold(key) for key in added)
     false_positives = sum(key_filter.may_hold(b"other/%d" % index) for index in range(5_000))
     assert false_positives < 250, "about 0.9% expected at 5,000 keys in 2^20 bits"
@@ -37,20 +36,20 @@ def test_added_keys_are_always_held_and_most_others_are_not() -> None:
 
 def test_a_bytes_subclass_is_added_under_its_bytes_hash() -> None:
     key_filter = KeyFilter(bits_log2=16)
-    key_filter.add(_Bytes(b"odd"))
+    key_filter.add_all([_Bytes(b"odd")])
     assert key_filter.may_hold(b"odd")
 
 
 def test_the_filter_turns_itself_off_past_its_key_bound() -> None:
     key_filter = KeyFilter(bits_log2=16, keys_max=3)
-    for key in (b"a", b"b", b"a", b"c"):
-        key_filter.add(key)
+    key_filter.add_all([b"a", b"b", b"a"])
+    key_filter.add_all([b"c", b"c"])
     on = [key_filter.on]  # True: a key added twice counts once
-    key_filter.add(b"d")
+    key_filter.add_all([b"d"])
     on.append(key_filter.on)
     assert on == [True, False]
     assert key_filter.may_hold(b"never added"), "off: every read goes to LevelDB"
-    key_filter.add(b"e")  # harmless once off
+    key_filter.add_all([b"e"])  # harmless once off
 
 
 def _store(path: Path) -> LevelDbChainStore:
