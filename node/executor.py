@@ -40,7 +40,8 @@ class ConsensusFailure(RuntimeError):
 # default 20,000 txs (two reads each) so the first read is still here when the tx executes,
 # and bounded in bytes too (a value above 1/64 of the budget is never kept). The hot present
 # keys (agency records) stay at the recent end. Block execution's own misses of absent keys
-# are not kept (`BlockStateView`): the block is about to write those very keys.
+# are not kept (`BlockStateView`): the block is about to write those very keys. Nor are keys
+# the store knows absent without a read (`ChainStore.state_may_hold`, LevelDB's key filter).
 STATE_READS_CACHED = 65_536
 STATE_READ_BYTES_CACHED = 16 * 1024 * 1024  # keys + values held, whatever the value sizes
 _NOT_CACHED = object()
@@ -92,6 +93,8 @@ class StoreStateView:
                 pass
             assert cached is None or isinstance(cached, bytes)
             return cached
+        if not self._store.state_may_hold(key):
+            return None  # known absent without a read: cheaper to ask again than to keep
         generation = self._generation  # read before the store: see the class docstring
         value = self._store.state_get(key)
         if value is None and not keep_absent:

@@ -66,6 +66,12 @@ class ChainStore(Protocol):
 
     def state_get(self, key: bytes) -> bytes | None: ...
 
+    def state_may_hold(self, key: bytes) -> bool:
+        """False only if the store certainly holds no value for `key`, answered without a
+        read (LevelDB: its state-key filter); True when it may. A cache of reads need not
+        remember a False: asking again costs less than remembering."""
+        ...
+
     def state_scan(
         self, prefix: bytes, *, start_after: bytes | None = None, limit: int
     ) -> Iterator[tuple[bytes, bytes]]:

@@ -100,6 +100,10 @@ class LevelDbChainStore:
             return None  # never held (storage/key_filter.py): no LevelDB read
         return self._get(keys.STATE + key)
 
+    def state_may_hold(self, key: bytes) -> bool:
+        self._require_open()
+        return type(key) is not bytes or self._state_keys.may_hold(key)
+
     def state_scan(
         self, prefix: bytes, *, start_after: bytes | None = None, limit: int
     ) -> Iterator[tuple[bytes, bytes]]:

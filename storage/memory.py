@@ -117,6 +117,12 @@ class MemoryChainStore:
         rules.check_key("state", key)
         return self._open_disk().state.get(key)
 
+    def state_may_hold(self, key: bytes) -> bool:
+        """Always True: a cache of reads over this store remembers misses, as it would over
+        a store that has to read to know (the simulator and tests exercise that cache)."""
+        self._open_disk()
+        return True
+
     def state_scan(
         self, prefix: bytes, *, start_after: bytes | None = None, limit: int
     ) -> Iterator[tuple[bytes, bytes]]:

@@ -4,6 +4,7 @@ by their bytes, block hashes and checks, committed state values, and stale pendi
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from protocol.crypto import SigningKey
 from protocol.encoding import DecodeError
 from protocol.tx import decode_tx, sign_tx
 from storage.interface import BlockCommit
+from storage.leveldb import LevelDbChainStore
 from storage.memory import MemoryChainStore
 
 CHAIN = "seoul-perf"
@@ -130,6 +132,19 @@ def test_block_state_view_keeps_values_but_not_absent_keys() -> None:
     view.forget([b"a/missing"])
     assert block.get(b"a/missing") == b"now"
     assert list(block.scan(b"a/", limit=10)) == [(b"a/k", b"v"), (b"a/missing", b"now")]
+
+
+def test_state_view_does_not_keep_what_the_store_knows_absent(tmp_path: Path) -> None:
+    """Over LevelDB, a key its filter never saw is answered without a read and not cached;
+    a present value is cached as before."""
+    store = LevelDbChainStore(tmp_path / "db")
+    store.set_genesis(genesis_hash=bytes(32), app_hash=bytes(32), state_writes={b"a/k": b"v"})
+    view = StoreStateView(store)
+    assert view.get(b"a/missing") is None
+    assert b"a/missing" not in view._values
+    assert view.get(b"a/k") == b"v"
+    assert view._values[b"a/k"] == b"v"
+    store.close()
 
 
 def test_state_view_cache_is_bounded() -> None:

@@ -75,9 +75,13 @@ def test_reads_after_writes_deletes_and_reopen(tmp_path: Path) -> None:
         assert store.state_get(b"a/3") == b"", "an empty value is held"
         assert store.state_get(b"a/never") is None
         assert store.state_get(_Bytes(b"a/1")) == b"one"
+        assert all(store.state_may_hold(key) for key in (b"g/1", b"a/1", b"a/3"))
+        assert not store.state_may_hold(b"a/never")
+        assert store.state_may_hold(_Bytes(b"a/never")), "a subclass is never trusted"
     store.close()
-    with pytest.raises(StorageError, match="closed"):
-        store.state_get(b"a/never")
+    for read in (store.state_get, store.state_may_hold):
+        with pytest.raises(StorageError, match="closed"):
+            read(b"a/never")
 
 
 def test_a_store_with_more_keys_than_the_filter_takes_reads_from_leveldb(
