@@ -13,6 +13,9 @@ repetitions over the whole block (so every figure covers 2,000 txs):
 - results root + results encoding on their own (the app and the executor both need them).
 
 Run: .venv/bin/python scripts/perf/block_path.py [--txs 2000] [--repeat 3] [--profile]
+
+`--store-load TXS` runs a long anchor-shaped load on the store instead (see `store_load`):
+CPU per tx of state reads, commits and LevelDB's background thread, per 200,000 txs.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import cProfile
 import hashlib
 import pstats
+import random
 import statistics
 import sys
 import tempfile
@@ -377,12 +381,90 @@ def _salted(tx_hash: bytes, height: int) -> bytes:
     return tx_hash if height == 1 else tx_hash[:-4] + height.to_bytes(4, "big")
 
 
+STORE_LOAD_WINDOW_TXS = 200_000  # txs per printed window
+STORE_LOAD_SIGNERS = 16
+
+
+def store_load(total_txs: int, block_txs: int) -> None:
+    """A long anchor-shaped load on the real LevelDbChainStore, from an empty store, with no
+    execution around it: per tx the two reads execution makes of keys the store never held
+    (a replay key, a document key) and, per block, one commit_block with 250 B/tx of block,
+    the tx index and three state writes per tx. Prints, per window of txs, the reads' and
+    commits' CPU per tx (this thread) and LevelDB's background CPU (the rest of the
+    process): compaction cost depends on how large the store has grown."""
+    rng = random.Random(7)
+    block_bytes, results = rng.randbytes(250 * block_txs), rng.randbytes(50 * block_txs)
+    window = {"reads": 0.0, "commits": 0.0}
+    with tempfile.TemporaryDirectory() as directory:
+        store = LevelDbChainStore(directory)
+        store.set_genesis(genesis_hash=b"\x02" * 32, app_hash=b"\x03" * 32)
+        process_started, thread_started = time.process_time(), time.thread_time()
+        for height in range(1, total_txs // block_txs + 1):
+            started = time.thread_time()
+            writes = _read_and_write_anchors(store, rng, height, block_txs)
+            window["reads"] += time.thread_time() - started
+            commit = BlockCommit(
+                height=height,
+                block_hash=rng.randbytes(32),
+                block=block_bytes,
+                seal=bytes(200),
+                tx_hashes=[rng.randbytes(32) for _ in range(block_txs)],
+                results=results,
+                results_root=bytes(32),
+                app_hash=bytes(32),
+                state_writes=writes,
+            )
+            started = time.thread_time()
+            store.commit_block(commit)
+            window["commits"] += time.thread_time() - started
+            done = height * block_txs
+            if done % STORE_LOAD_WINDOW_TXS == 0 or done + block_txs > total_txs:
+                process_now, thread_now = time.process_time(), time.thread_time()
+                background = (process_now - process_started) - (thread_now - thread_started)
+                txs = done % STORE_LOAD_WINDOW_TXS or STORE_LOAD_WINDOW_TXS
+                figures = {**window, "LevelDB background": background}
+                shown = ", ".join(f"{name} {cpu / txs * 1e6:5.1f}" for name, cpu in figures.items())
+                print(f"txs up to {done:9,d}: {shown} us/tx")
+                window = {"reads": 0.0, "commits": 0.0}
+                process_started, thread_started = process_now, thread_now
+        store.close()
+
+
+def _read_and_write_anchors(
+    store: LevelDbChainStore, rng: random.Random, height: int, block_txs: int
+) -> dict[bytes, bytes | None]:
+    """A block of anchors' state reads (both keys absent) and state writes, as execution
+    makes them: replay key, document record, issuer-listing row."""
+    writes: dict[bytes, bytes | None] = {}
+    for index in range(block_txs):
+        number = (height - 1) * block_txs + index
+        signer = hashlib.sha256(b"signer %d" % (number % STORE_LOAD_SIGNERS)).digest()
+        replay = b"tx/replay/" + signer + (number // STORE_LOAD_SIGNERS).to_bytes(8, "big")
+        document = rng.randbytes(32)
+        assert store.state_get(replay) is None
+        assert store.state_get(b"notary/doc/" + document) is None
+        cursor = height.to_bytes(8, "big") + index.to_bytes(4, "big") + bytes(2)
+        writes[replay] = height.to_bytes(8, "big")
+        writes[b"notary/doc/" + document] = rng.randbytes(230)
+        writes[b"notary/issuer/" + signer + cursor] = document
+    return writes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--txs", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--store-load",
+        type=int,
+        metavar="TXS",
+        help="instead: a synthetic anchor load of TXS txs on the store, CPU per window",
+    )
     args = parser.parse_args()
+    if args.store_load:
+        store_load(args.store_load, args.txs)
+        return
     bench = Bench(args.txs)
     if args.profile:
         profiler = cProfile.Profile()
