@@ -319,10 +319,38 @@ def test_a_small_batch_is_admitted_without_an_event_loop_like_a_large_one() -> N
     assert [r.reason for r in results] == [
         "", "duplicate", "duplicate_nonce", "bad_signature", ""
     ]  # fmt: skip
-    # The repeat costs no verify; the second nonce-1 tx passed the pool checks before the
-    # batch's first tx entered, so it was verified, then refused on the checks after.
-    assert mempool.counters.verifications == 4
+    # The repeat costs no verify, nor does the second nonce-1 tx: the batch's earlier
+    # candidates count as pooled when the batch is screened, before any verify.
+    assert mempool.counters.verifications == 3
     mempool.check_invariants()
+
+
+@pytest.mark.parametrize("batch_txs", [8, 300])  # inline verify, and the verify threads
+async def test_a_batch_spends_no_verify_on_txs_its_own_earlier_txs_crowd_out(
+    batch_txs: int,
+) -> None:
+    """Under overload a gossip batch from one signer can exceed what is left of its quota
+    (or of the pool): the txs the earlier ones of the same batch crowd out are refused
+    before their signature check, not after it."""
+    quota = batch_txs // 2
+    mempool = pool(max_txs_per_signer=quota, max_txs=10_000)
+    flooder = key("flooder")
+    mempool.add(make_tx(flooder).encode())  # one slot of the quota already used
+    raws = [make_tx(flooder).encode() for _ in range(batch_txs)]
+    try:
+        results = await mempool.add_batch(raws)
+    finally:
+        mempool.close()
+    assert [r.reason for r in results] == [""] * (quota - 1) + ["signer_quota"] * (
+        batch_txs - quota + 1
+    )
+    assert mempool.counters.verifications == 1 + quota - 1, "no verify for crowded-out txs"
+    mempool.check_invariants()
+
+    full = pool(max_txs=3)
+    raws = [make_tx(key(f"s{i}")).encode() for i in range(5)]
+    assert [r.reason for r in full.add_small_batch(raws)] == ["", "", "", "full", "full"]
+    assert full.counters.verifications == 3
 
 
 async def test_add_batch_reuses_verified_cache_and_dedupes_within_batch() -> None:
