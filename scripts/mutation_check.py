@@ -59,6 +59,7 @@ class Mutant:
 
 
 ENGINE = "consensus/pbft/engine.py"
+VOTING = "consensus/pbft/voting.py"
 VIEW_CHANGES = "consensus/pbft/view_changes.py"
 CODEC = "consensus/pbft/codec.py"
 PERSIST_VOTE = (
@@ -77,16 +78,16 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "quorum-2f-prepared",
-        ENGINE,
-        "len(slot.matching_prepares()) >= self.config.quorum - 1",
-        "len(slot.matching_prepares()) >= self.config.quorum - 2",
+        VOTING,
+        "len(slot.matching_prepares()) >= self.engine.config.quorum - 1",
+        "len(slot.matching_prepares()) >= self.engine.config.quorum - 2",
         "prepared with the pre-prepare and 2f - 1 PREPAREs (2f votes)",
     ),
     Mutant(
         "quorum-2f-committed",
-        ENGINE,
-        "if not slot.prepared or len(commits) < self.config.quorum:",
-        "if not slot.prepared or len(commits) < self.config.quorum - 1:",
+        VOTING,
+        "if not slot.prepared or len(commits) < self.engine.config.quorum:",
+        "if not slot.prepared or len(commits) < self.engine.config.quorum - 1:",
         "committed-local with 2f COMMITs",
     ),
     # 2. prepared certificates lost at view change.
@@ -156,7 +157,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "skip-persist-certificate",
-        ENGINE,
+        VOTING,
         "        out.persist.append(durable.certificate_record(certificate))\n",
         "        pass\n",
         "a prepared certificate is kept in memory only",
@@ -233,7 +234,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "prepare-without-chain-link",
-        ENGINE,
+        VOTING,
         "        return before is not None and before.prepared and before.digest == prev_hash\n",
         "        return True\n",
         "a backup prepares seq before seq - 1 is prepared (out of order, unlinked)",
