@@ -3,24 +3,29 @@
 Handlers append to it in whatever order they run; the driver still honours the contract's
 order (all persists durable before any send), so appending a persist after a send within
 one step is fine.
+
+One is built and frozen per engine step, so it is a plain slotted class (a dataclass with
+four default factories cost more), and a step that produced nothing freezes to `NOTHING`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from consensus.types import Envelope, FetchRequest, Output
+from consensus.types import NOTHING, Envelope, FetchRequest, Output
 from protocol.sealed import SealedBlock
 
 
-@dataclass(slots=True)
 class Outbox:
-    persist: list[tuple[bytes, bytes | None]] = field(default_factory=list)
-    send: list[Envelope] = field(default_factory=list)
-    commit: list[SealedBlock] = field(default_factory=list)
-    fetch: list[FetchRequest] = field(default_factory=list)
+    __slots__ = ("commit", "fetch", "persist", "send")
+
+    def __init__(self) -> None:
+        self.persist: list[tuple[bytes, bytes | None]] = []
+        self.send: list[Envelope] = []
+        self.commit: list[SealedBlock] = []
+        self.fetch: list[FetchRequest] = []
 
     def freeze(self) -> Output:
+        if not (self.persist or self.send or self.commit or self.fetch):
+            return NOTHING
         return Output(
             persist=tuple(self.persist),
             send=tuple(self.send),

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import NewType, Protocol
 
 from protocol.block import Block
@@ -135,7 +136,15 @@ class EngineStatus:
     extra: Mapping[str, int | str] = field(default_factory=dict)
 
 
+NO_EXTRA: Mapping[str, int | str] = MappingProxyType({})  # `extra` of a step status
+
+
 class Engine(Protocol):
+    """An engine may also offer `step_status() -> EngineStatus`: the same snapshot with
+    `extra` left empty, which the driver reads after every step instead of `status()` (it
+    needs round, leader, role and the proposal slot, and `extra`'s counters cost more than
+    the rest). RPC and metrics read the full `status()`."""
+
     def step(self, event: Event) -> Output: ...
 
     def status(self) -> EngineStatus: ...

@@ -14,10 +14,11 @@ Inputs arrive on two paths:
   one proposal per slot, at most one executed notice per committed block — so they wait
   in a deque and are never dropped. They are served before peer messages.
 
-`after_step` runs after every step with the engine's fresh status; the node uses it to
-notice a proposal slot and post a `Propose`. A proposal posted for a slot that is gone by
-the time it is stepped is the engine's to ignore (the node returns its txs to the pool
-when another block commits at that height).
+`after_step` runs after every step with the engine's fresh status (`step_status()` where
+the engine has it: everything but `extra`); the node uses it to notice a proposal slot and
+post a `Propose`. A proposal posted for a slot that is gone by the time it is stepped is
+the engine's to ignore (the node returns its txs to the pool when another block commits
+at that height).
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ SendFn = Callable[[Envelope], None]
 CommitFn = Callable[[SealedBlock], Awaitable[None]]
 FetchFn = Callable[[FetchRequest], None]
 AfterStepFn = Callable[[EngineStatus], None]
+
+
+def after_step_status(engine: Engine) -> Callable[[], EngineStatus]:
+    """The status the driver hands `after_step` after every step: the engine's cheaper
+    `step_status()` where it has one (consensus/types.py), else `status()`."""
+    status: Callable[[], EngineStatus] = getattr(engine, "step_status", engine.status)
+    return status
 
 
 class EngineCall:
@@ -79,6 +87,7 @@ class EngineDriver:
         self._commit = commit
         self._fetch = fetch
         self._after_step = after_step
+        self._step_status = after_step_status(engine)
         self._tick_s = tick_ms / 1000
         self._peer_inbox: asyncio.Queue[Received] = asyncio.Queue(maxsize=peer_inbox_max)
         self._control: deque[Event | EngineCall] = deque()
@@ -175,7 +184,7 @@ class EngineDriver:
         self.steps_total += 1
         self.step_seconds_total += time.perf_counter() - started
         await self._honour(output)
-        self._after_step(self._engine.status())
+        self._after_step(self._step_status())
 
     async def _honour(self, output: Output) -> None:
         if output.persist:

@@ -106,6 +106,10 @@ class Checkpointing:
         out.persist.extend(durable.deletes_up_to(old_low, gc_to))
         for seq in [seq for seq in engine.pending if seq <= stable.seq]:
             del engine.pending[seq]
+        # Votes at or below it are never consulted again (nothing at or below h enters the
+        # log) and their records were just deleted: without this they grew with every block
+        # of a view.
+        engine.votes = {key: digest for key, digest in engine.votes.items() if key[1] > stable.seq}
         keep_from = stable.seq - engine.config.pipeline_depth
         engine.executed = {h: e for h, e in engine.executed.items() if h >= keep_from}
         engine.chain_hashes = {

@@ -46,6 +46,7 @@ from consensus.pbft.validation import WAIT_FOR_EXECUTION, block_invalid
 from consensus.pbft.view_changes import ViewChanges
 from consensus.pbft.voting import Voting
 from consensus.types import (
+    NO_EXTRA,
     BlockExecuted,
     EngineStatus,
     Envelope,
@@ -160,11 +161,7 @@ class PbftEngine:
         return out.freeze()
 
     def status(self) -> EngineStatus:
-        in_flight = sum(
-            1
-            for slot in self.log.slots()
-            if slot.pre_prepare is not None and slot.seq > self.committed_height
-        )
+        """The full snapshot, for RPC and metrics."""
         extra: dict[str, int | str] = dict(sorted(self.counters.items()))
         extra.update(
             low_watermark=self.log.low,
@@ -173,6 +170,14 @@ class PbftEngine:
             executed_height=self.executed_height,
             evidence=len(self.evidence),
         )
+        return self._status(extra)
+
+    def step_status(self) -> EngineStatus:
+        """What the driver reads after every step (round, leader, role, proposal slot):
+        `status()` without `extra`, whose counters cost more than all the rest."""
+        return self._status(NO_EXTRA)
+
+    def _status(self, extra: Mapping[str, int | str]) -> EngineStatus:
         return EngineStatus(
             kind="pbft",
             node_id=NodeId(self.me),
@@ -181,31 +186,42 @@ class PbftEngine:
             leader=NodeId(self.primary_of(self.view)),
             role=self._role(),
             proposal_slot=self.proposal_slot(),
-            in_flight=in_flight,
+            in_flight=self.log.pre_prepared_above(self.committed_height),
             extra=extra,
         )
 
     def check_invariants(self) -> None:
+        """Runs after every step (assertions stay on in production), so each part is one
+        tight pass: the log's own structure (log.py), then what ties the log to the votes
+        this replica signed and to its chain."""
         config = self.config
-        self.log.check_invariants()
+        log = self.log
+        log.check_invariants()
         self.checkpoints.check_invariants(config.replica_count)
-        assert self.log.low == self.checkpoints.stable.seq
+        assert log.low == self.checkpoints.stable.seq
+        assert log.view == self.view  # so every pre-prepare in the log is of this view
         assert len(self.committed_hash) == HASH_BYTES
         assert self.chain_hashes.get(self.committed_height) == self.committed_hash
         assert len(self.pending) <= config.pending_pre_prepares_max
         self.future.check_invariants()
         assert len(self.chain_hashes) <= 2 * config.watermark_window_seqs + 2
         assert len(self.executed) <= 2 * config.watermark_window_seqs + config.pipeline_depth + 2
-        for slot in self.log.slots():
-            if slot.pre_prepare is None:
+        assert len(self.votes) <= len(durable.VOTE_KINDS) * config.watermark_window_seqs
+        committed_height = self.committed_height
+        chain_hashes = self.chain_hashes
+        digests: dict[int, bytes] = {}  # seq -> the digest pre-prepared there in this view
+        for slot in log.slots():
+            digest = slot.digest
+            if digest is None:
                 continue
-            assert slot.pre_prepare.view == self.view
-            for kind in (durable.VOTE_PRE_PREPARE, durable.VOTE_PREPARE, durable.VOTE_COMMIT):
-                voted = self.votes.get((kind, slot.seq))
-                assert voted is None or voted == slot.digest, "two digests voted in one view"
-            if slot.seq <= self.committed_height and slot.prepared:
-                known = self.chain_hashes.get(slot.seq)
-                assert known is None or known == slot.digest, "prepared against our chain"
+            seq = slot.seq
+            digests[seq] = digest
+            if seq <= committed_height and slot.prepared:
+                known = chain_hashes.get(seq)
+                assert known is None or known == digest, "prepared against our chain"
+        for (_kind, seq), voted in self.votes.items():
+            digest = digests.get(seq)
+            assert digest is None or digest == voted, "two digests voted in one view"
         self.views.check_invariants()
         self.recovery.check_invariants()
 

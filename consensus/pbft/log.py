@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass, field
 
 from consensus.pbft.messages import (
     Commit,
@@ -27,21 +26,50 @@ from consensus.pbft.messages import (
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
 class Slot:
-    seq: int
-    view: int  # the view the per-view fields below belong to
-    pre_prepare: PrePrepare | None = None
-    prepares: dict[int, Prepare] = field(default_factory=dict)  # replica -> its PREPARE
-    commits: dict[int, Commit] = field(default_factory=dict)  # replica -> its COMMIT
-    prepare_sent: bool = False
-    prepared: bool = False  # prepared(m, v, n) holds locally, in seq order (see engine)
-    commit_sent: bool = False
-    certificate: PreparedCertificate | None = None  # highest-view prepared certificate
+    """What this replica knows about one seq: per-view fields for `view`, and the prepared
+    certificate, which survives views.
+
+    `pre_prepare` is a property: setting it also sets `digest` (its block hash), which the
+    voting rules and the invariant checks read several times per slot and step."""
+
+    __slots__ = (
+        "_digest",
+        "_pre_prepare",
+        "certificate",
+        "commit_sent",
+        "commits",
+        "prepare_sent",
+        "prepared",
+        "prepares",
+        "seq",
+        "view",
+    )
+
+    def __init__(self, *, seq: int, view: int) -> None:
+        self.seq = seq
+        self.view = view  # the view the per-view fields below belong to
+        self._pre_prepare: PrePrepare | None = None
+        self._digest: bytes | None = None
+        self.prepares: dict[int, Prepare] = {}  # replica -> its PREPARE
+        self.commits: dict[int, Commit] = {}  # replica -> its COMMIT
+        self.prepare_sent = False
+        self.prepared = False  # prepared(m, v, n) holds locally, in seq order (see engine)
+        self.commit_sent = False
+        self.certificate: PreparedCertificate | None = None  # highest-view prepared certificate
+
+    @property
+    def pre_prepare(self) -> PrePrepare | None:
+        return self._pre_prepare
+
+    @pre_prepare.setter
+    def pre_prepare(self, pre_prepare: PrePrepare | None) -> None:
+        self._pre_prepare = pre_prepare
+        self._digest = None if pre_prepare is None else pre_prepare.digest
 
     @property
     def digest(self) -> bytes | None:
-        return self.pre_prepare.digest if self.pre_prepare is not None else None
+        return self._digest
 
     def reset_for_view(self, view: int) -> None:
         """Forget per-view votes; the prepared certificate survives (§4.4)."""
@@ -54,16 +82,21 @@ class Slot:
         self.commit_sent = False
 
     def matching_prepares(self) -> list[Prepare]:
-        digest = self.digest
+        digest = self._digest
         return [p for _, p in sorted(self.prepares.items()) if p.digest == digest]
 
     def matching_commits(self) -> list[Commit]:
-        digest = self.digest
+        digest = self._digest
         return [c for _, c in sorted(self.commits.items()) if c.digest == digest]
 
 
 class MessageLog:
-    """Slots for (low, low + window]; `advance` moves the low watermark and drops the rest."""
+    """Slots for (low, low + window]; `advance` moves the low watermark and drops the rest.
+
+    The slots are kept in ascending seq order (a dict in insertion order, re-sorted in the
+    rare case a slot is created below the highest one), so walking them in seq order, as
+    the voting rules do after every event, needs no sort, and a question about the top of
+    the log (what is pre-prepared above the committed height) scans only the top."""
 
     def __init__(self, *, low: int, window: int, view: int) -> None:
         assert low >= 0
@@ -77,6 +110,10 @@ class MessageLog:
     def high(self) -> int:
         return self.low + self.window
 
+    @property
+    def view(self) -> int:
+        return self._view
+
     def in_window(self, seq: int) -> bool:
         return self.low < seq <= self.high
 
@@ -85,21 +122,37 @@ class MessageLog:
 
     def slot(self, seq: int) -> Slot:
         """The slot for `seq`, created on first use; seq must be inside the watermarks."""
-        assert self.in_window(seq), f"seq {seq} outside ({self.low}, {self.high}]"
-        slot = self._slots.get(seq)
+        slots = self._slots
+        slot = slots.get(seq)
         if slot is None:
+            assert self.in_window(seq), f"seq {seq} outside ({self.low}, {self.high}]"
             slot = Slot(seq=seq, view=self._view)
-            self._slots[seq] = slot
+            below_top = bool(slots) and seq < next(reversed(slots))
+            slots[seq] = slot
+            if below_top:
+                self._slots = dict(sorted(slots.items()))
         return slot
 
     def seqs(self) -> list[int]:
-        return sorted(self._slots)
+        return list(self._slots)
 
     def slots(self) -> list[Slot]:
-        return [self._slots[seq] for seq in sorted(self._slots)]
+        """Every slot, in seq order."""
+        return list(self._slots.values())
 
     def __len__(self) -> int:
         return len(self._slots)
+
+    def pre_prepared_above(self, seq: int) -> int:
+        """How many slots above `seq` hold a pre-prepare (in flight above a committed
+        height): a scan down from the top that stops at `seq`."""
+        count = 0
+        for slot in reversed(self._slots.values()):
+            if slot.seq <= seq:
+                break
+            if slot._digest is not None:
+                count += 1
+        return count
 
     def advance(self, low: int) -> list[int]:
         """Move the low watermark to `low` (a new stable checkpoint); returns dropped seqs."""
@@ -108,7 +161,7 @@ class MessageLog:
         dropped = [seq for seq in self._slots if seq <= low]
         for seq in dropped:
             del self._slots[seq]
-        return sorted(dropped)
+        return dropped
 
     def enter_view(self, view: int) -> None:
         """A new view: every slot forgets its per-view votes, keeps its certificate."""
@@ -121,16 +174,29 @@ class MessageLog:
         return tuple(slot.certificate for slot in self.slots() if slot.certificate is not None)
 
     def check_invariants(self) -> None:
-        assert len(self._slots) <= self.window
-        for seq, slot in self._slots.items():
+        """Runs after every engine step, so it is one tight pass over the slots."""
+        slots = self._slots
+        assert len(slots) <= self.window
+        view = self._view
+        previous = self.low  # every seq in (low, high], ascending
+        high = self.low + self.window
+        for seq, slot in slots.items():
+            assert previous < seq <= high, f"seq {seq} out of order or outside the window"
             assert slot.seq == seq
-            assert self.in_window(seq)
-            assert slot.view == self._view
-            assert not slot.prepared or slot.pre_prepare is not None
-            assert not slot.commit_sent or slot.prepared
-            if slot.certificate is not None:
-                assert slot.certificate.seq == seq
-                assert slot.certificate.view <= self._view
+            assert slot.view == view
+            previous = seq
+            pre_prepare = slot._pre_prepare
+            if pre_prepare is None:
+                assert slot._digest is None
+                assert not slot.prepared
+                assert not slot.commit_sent
+            else:
+                assert pre_prepare.view == view
+                assert not slot.commit_sent or slot.prepared
+            certificate = slot.certificate
+            if certificate is not None:
+                assert certificate.seq == seq
+                assert certificate.view <= view
 
 
 class FutureBuffer:

@@ -71,10 +71,7 @@ class ViewChanges:
             return True
         if engine.request_height is not None and engine.request_height > engine.committed_height:
             return True
-        return any(
-            slot.pre_prepare is not None and slot.seq > engine.committed_height
-            for slot in engine.log.slots()
-        )
+        return engine.log.pre_prepared_above(engine.committed_height) > 0
 
     def on_progress(self) -> None:
         self.attempts = 0

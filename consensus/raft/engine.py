@@ -39,6 +39,7 @@ from consensus.raft import messages as m
 from consensus.raft.config import RaftConfig
 from consensus.raft.log import RaftLog
 from consensus.types import (
+    NO_EXTRA,
     BlockExecuted,
     EngineStatus,
     Envelope,
@@ -177,6 +178,7 @@ class RaftEngine:
         return out.freeze()
 
     def status(self) -> EngineStatus:
+        """The full snapshot, for RPC and metrics."""
         extra: dict[str, int | str] = dict(sorted(self.counters.items()))
         extra.update(
             commit_index=self.commit_index,
@@ -189,6 +191,14 @@ class RaftEngine:
             snapshot_pending=int(self.snapshot_pending),
             fault_model="crash",
         )
+        return self._status(extra)
+
+    def step_status(self) -> EngineStatus:
+        """What the driver reads after every step (term, leader, role, proposal slot):
+        `status()` without `extra`, whose counters cost more than all the rest."""
+        return self._status(NO_EXTRA)
+
+    def _status(self, extra: Mapping[str, int | str]) -> EngineStatus:
         return EngineStatus(
             kind="raft",
             node_id=NodeId(self.me),
