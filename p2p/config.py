@@ -43,6 +43,9 @@ class P2PLimits:
     def __post_init__(self) -> None:
         assert self.coalesce_bytes_max + FRAME_OVERHEAD_BYTES <= self.frame_bytes_max
         assert self.keepalive_interval_s < self.idle_timeout_s
+        # A peer's one deadline timer fires at least every keepalive interval, which is
+        # what lets a drain that starts between two firings still be timed out exactly.
+        assert self.keepalive_interval_s <= self.write_timeout_s
         assert self.backoff_base_s <= self.backoff_max_s
         assert self.ban_base_s <= self.ban_max_s
         assert self.pending_handshakes_max >= 1

@@ -6,7 +6,7 @@ allocated (RELIABILITY R2: a prefix of 2**31 must cost nothing). Two readers sha
 - `FrameDecoder`, a pure ("sans-IO") decoder fed arbitrary chunks; tests and fuzzers use it
   without sockets.
 - `read_frame`, the hot-path reader over an `asyncio.StreamReader`, which uses
-  `readexactly` twice per frame and a deadline for both reads.
+  `readexactly` twice per frame, with a deadline for both reads or none (the caller's).
 """
 
 from __future__ import annotations
@@ -82,24 +82,33 @@ class FrameDecoder:
 
 
 async def read_frame(
-    reader: asyncio.StreamReader, *, frame_bytes_max: int, timeout_s: float
+    reader: asyncio.StreamReader, *, frame_bytes_max: int, timeout_s: float | None
 ) -> bytes:
-    """Read one frame; the cap is checked before the body is read.
+    """Read one frame; the cap is checked before the body is read. With `timeout_s`, the
+    whole frame must arrive within it; None leaves deadlines to the caller (a peer keeps
+    one idle deadline for the connection instead of arming a timer per frame).
 
     Raises FrameTooLarge, FrameTruncated (EOF mid-frame), PeerClosed (EOF between frames),
     PeerTimeout.
     """
+    if timeout_s is None:
+        return await _read_frame(reader, frame_bytes_max)
     try:
         async with asyncio.timeout(timeout_s):
-            prefix = await reader.readexactly(LENGTH_PREFIX_BYTES)
-            (length,) = LENGTH_PREFIX.unpack(prefix)
-            check_length(length, frame_bytes_max)
-            return await reader.readexactly(length)
+            return await _read_frame(reader, frame_bytes_max)
+    except TimeoutError:
+        raise PeerTimeout(f"no frame within {timeout_s}s") from None
+
+
+async def _read_frame(reader: asyncio.StreamReader, frame_bytes_max: int) -> bytes:
+    try:
+        prefix = await reader.readexactly(LENGTH_PREFIX_BYTES)
+        (length,) = LENGTH_PREFIX.unpack(prefix)
+        check_length(length, frame_bytes_max)
+        return await reader.readexactly(length)
     except asyncio.IncompleteReadError as exc:
         if not exc.partial and exc.expected == LENGTH_PREFIX_BYTES:
             raise PeerClosed("peer closed the connection") from None
         raise FrameTruncated(
             f"stream ended after {len(exc.partial)} of {exc.expected} bytes"
         ) from None
-    except TimeoutError:
-        raise PeerTimeout(f"no frame within {timeout_s}s") from None

@@ -4,9 +4,16 @@ A `PeerConnection` owns two tasks:
 
 - the writer drains the per-channel send queues into sealed frames of up to
   `coalesce_bytes_max` plaintext bytes (many small messages per encryption and per write;
-  lower channel ids drain first within a frame), and sends a PING when idle;
+  lower channel ids drain first within a frame), and sends a PING when told to;
 - the reader reads one frame at a time (cap checked before the body), authenticates it,
   splits it into records and hands each record to its channel's callback.
+
+and one timer, the deadline check, for the three liveness deadlines: nothing received for
+`idle_timeout_s` (the peer is gone), one drain blocked for `write_timeout_s` (the peer
+stopped reading), nothing sent for `keepalive_interval_s` (time for a PING). The loops
+only note when a frame came in or went out, or a drain began; the timer fires at the
+earliest deadline, acts on what is due and re-arms itself for the next one. A deadline per
+read, per drain and per idle wait cost a timer armed and cancelled for every frame.
 
 Memory per peer is bounded: each channel queue holds at most `send_queue_max` messages of at
 most `message_bytes_max` bytes, and the reader holds one frame of at most `frame_bytes_max`.
@@ -81,13 +88,25 @@ class PeerConnection:
         self._limits = limits
         self._stats = stats
         self._on_closed = on_closed
-        self._queues: dict[int, deque[bytes]] = {}
+        # One queue per channel, in channel order: the writer drains lower ids first.
+        self._queues: dict[int, deque[bytes]] = {
+            channel_id: deque() for channel_id in sorted(channels)
+        }
+        self._stat_keys = {channel_id: (peer_key, channel_id) for channel_id in self._queues}
         self._wakeup = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        now = self._loop.time()
+        self._last_received = now  # when the last frame came in (the idle deadline)
+        self._last_sent = now  # when the last frame went out (the keepalive deadline)
+        self._drain_since: float | None = None  # a drain in progress (the write deadline)
+        self._ping_due = False
+        self._deadline_timer: asyncio.TimerHandle | None = None
         self._closed = asyncio.Event()
         self._close_reason = ""
         self._strikes = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.bytes_in = self.bytes_out = self.messages_in = self.messages_out = 0
+        self._clock = clock
         self._message_bucket = TokenBucket(
             rate_per_s=limits.inbound_messages_per_s,
             burst=limits.inbound_burst_messages,
@@ -108,6 +127,7 @@ class PeerConnection:
         ]
         for task in self._tasks:
             task.add_done_callback(self._on_task_done)
+        self._arm_deadline_check()
 
     def _on_task_done(self, task: asyncio.Task[None]) -> None:
         """A loop that died of anything but a peer's fault is a bug (ours, or a channel
@@ -139,6 +159,9 @@ class PeerConnection:
             return
         self._close_reason = reason
         self._closed.set()
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
         current = asyncio.current_task()
         for task in self._tasks:
             if task is not current:
@@ -147,7 +170,8 @@ class PeerConnection:
         unsent = sum(len(queue) for queue in self._queues.values())
         if unsent:
             self._stats.drops["disconnected"] += unsent  # queued but never written
-            self._queues.clear()
+            for queue in self._queues.values():
+                queue.clear()
         self._on_closed(self, reason)
 
     async def wait_closed(self) -> None:
@@ -162,11 +186,49 @@ class PeerConnection:
             log.info("peer %s: closed", self.peer_key.hex()[:16])
             self.close(exc.reason)
         except P2PError as exc:
-            log.warning("peer %s: %s (%s)", self.peer_key.hex()[:16], exc, exc.reason)
-            self.close(exc.reason)
+            self._fail(exc)
         except (OSError, EOFError) as exc:
             log.info("peer %s: connection lost: %s", self.peer_key.hex()[:16], exc)
             self.close("connection_lost")
+
+    def _fail(self, error: P2PError) -> None:
+        log.warning("peer %s: %s (%s)", self.peer_key.hex()[:16], error, error.reason)
+        self.close(error.reason)
+
+    # --- deadlines ---
+
+    def _arm_deadline_check(self) -> None:
+        """Fire at the earliest deadline that is running."""
+        limits = self._limits
+        when = min(
+            self._last_received + limits.idle_timeout_s,
+            self._last_sent + limits.keepalive_interval_s,
+        )
+        if self._drain_since is not None:
+            when = min(when, self._drain_since + limits.write_timeout_s)
+        self._deadline_timer = self._loop.call_at(when, self._check_deadlines)
+
+    def _check_deadlines(self) -> None:
+        """The one timer (see the module docstring): drop a silent peer or one that stopped
+        reading, ask the writer for a PING when nothing went out for a while, re-arm.
+        Deadlines only move later between checks, so it never fires after one is due."""
+        self._deadline_timer = None
+        if self._closed.is_set():
+            return
+        limits = self._limits
+        now = self._loop.time()
+        if now - self._last_received >= limits.idle_timeout_s:
+            self._fail(PeerTimeout(f"no frame within {limits.idle_timeout_s}s"))
+            return
+        drain_since = self._drain_since
+        if drain_since is not None and now - drain_since >= limits.write_timeout_s:
+            self._fail(PeerTimeout("peer stopped reading"))
+            return
+        if now - self._last_sent >= limits.keepalive_interval_s:
+            self._ping_due = True
+            self._last_sent = now  # the PING goes out next; re-arm from here
+            self._wakeup.set()
+        self._arm_deadline_check()
 
     # --- sending ---
 
@@ -180,9 +242,7 @@ class PeerConnection:
         if len(payload) > spec.message_bytes_max:
             self._stats.drops["too_large"] += 1
             return False
-        queue = self._queues.get(channel_id)
-        if queue is None:
-            queue = self._queues[channel_id] = deque()
+        queue = self._queues[channel_id]
         if len(queue) >= spec.send_queue_max:
             self._stats.drops["queue_full"] += 1
             return False
@@ -191,88 +251,87 @@ class PeerConnection:
         return True
 
     def queue_depths(self) -> dict[int, int]:
-        return {channel_id: len(queue) for channel_id, queue in sorted(self._queues.items())}
+        return {channel_id: len(queue) for channel_id, queue in self._queues.items() if queue}
 
     def _take_batch(self) -> list[tuple[int, bytes]]:
-        """Pop messages for one frame: at least one, then up to the coalescing byte cap."""
+        """Pop messages for one frame: at least one, then up to the coalescing byte cap.
+        Counts what it takes (messages and bytes per channel) as sent."""
         budget = self._limits.coalesce_bytes_max
         records: list[tuple[int, bytes]] = []
-        for channel_id in sorted(self._queues):
-            queue = self._queues[channel_id]
+        for channel_id, queue in self._queues.items():
+            taken = taken_bytes = 0
             while queue:
-                size = len(queue[0]) + RECORD_HEADER_BYTES
-                if records and size > budget:
-                    return records
+                size = len(queue[0])
+                if records and size + RECORD_HEADER_BYTES > budget:
+                    break
                 records.append((channel_id, queue.popleft()))
-                budget -= size
+                budget -= size + RECORD_HEADER_BYTES
+                taken += 1
+                taken_bytes += size
+            if taken:
+                self._add_channel_totals(channel_id, taken, taken_bytes, sent=True)
+            if queue:
+                break  # the frame is full
         return records
 
     async def _write_loop(self) -> None:
-        limits = self._limits
+        loop = self._loop
+        writer = self._writer
+        session = self._session
         while True:
             records = self._take_batch()
             if not records:
-                self._wakeup.clear()
-                try:
-                    async with asyncio.timeout(limits.keepalive_interval_s):
-                        await self._wakeup.wait()
+                if not self._ping_due:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
                     continue
-                except TimeoutError:
-                    records = [(CONTROL_CHANNEL, PING)]
-            body = self._session.seal(encode_records(records))
+                records = [(CONTROL_CHANNEL, PING)]
+            self._ping_due = False  # any frame keeps the connection alive
+            body = session.seal_buffer(encode_records(records))
             # Prefix and body handed over as two buffers: a frame carrying a block is
             # ~600 KB, and `prefix + body` copied it once more per peer (uvloop writes
             # both buffers in one vectored call).
-            self._writer.writelines((LENGTH_PREFIX.pack(len(body)), body))
-            self._count_sent(records, len(body))
-            try:
-                async with asyncio.timeout(limits.write_timeout_s):
-                    await self._writer.drain()
-            except TimeoutError:
-                raise PeerTimeout("peer stopped reading") from None
+            writer.writelines((LENGTH_PREFIX.pack(len(body)), body))
+            stats = self._stats
+            stats.frames_sent[self.peer_key] += 1
+            stats.wire_bytes_sent[self.peer_key] += len(body) + LENGTH_PREFIX.size
+            self._last_sent = self._drain_since = loop.time()
+            await writer.drain()  # the deadline check drops a peer stuck here
+            self._drain_since = None
 
-    def _count_sent(self, records: list[tuple[int, bytes]], body_bytes: int) -> None:
-        per_channel: dict[int, list[int]] = {}  # channel -> [messages, bytes]
-        for channel_id, payload in records:
-            totals = per_channel.get(channel_id)
-            if totals is None:
-                totals = per_channel[channel_id] = [0, 0]
-            totals[0] += 1
-            totals[1] += len(payload)
-        per_channel.pop(CONTROL_CHANNEL, None)
-        self._add_channel_totals(per_channel, sent=True)
-        self._stats.frames_sent[self.peer_key] += 1
-        self._stats.wire_bytes_sent[self.peer_key] += body_bytes + LENGTH_PREFIX.size
-
-    def _add_channel_totals(self, per_channel: dict[int, list[int]], *, sent: bool) -> None:
-        """Fold one frame's per-channel totals into the counters (once per frame, not per
-        message: the Counter updates were the hot spot)."""
+    def _add_channel_totals(
+        self, channel_id: int, message_count: int, byte_count: int, *, sent: bool
+    ) -> None:
+        """Fold one frame's totals for one channel into the counters (once per frame and
+        channel, not per message: the Counter updates were the hot spot)."""
         stats = self._stats
-        messages = stats.messages_sent if sent else stats.messages_received
-        byte_counter = stats.bytes_sent if sent else stats.bytes_received
-        for channel_id, (message_count, byte_count) in per_channel.items():
-            messages[self.peer_key, channel_id] += message_count
-            byte_counter[self.peer_key, channel_id] += byte_count
-            if sent:
-                self.messages_out += message_count
-                self.bytes_out += byte_count
-            else:
-                self.messages_in += message_count
-                self.bytes_in += byte_count
+        key = self._stat_keys[channel_id]
+        if sent:
+            stats.messages_sent[key] += message_count
+            stats.bytes_sent[key] += byte_count
+            self.messages_out += message_count
+            self.bytes_out += byte_count
+        else:
+            stats.messages_received[key] += message_count
+            stats.bytes_received[key] += byte_count
+            self.messages_in += message_count
+            self.bytes_in += byte_count
 
     # --- receiving ---
 
     async def _read_loop(self) -> None:
         limits = self._limits
+        loop = self._loop
+        reader = self._reader
+        session = self._session
+        stats = self._stats
+        key = self.peer_key
         while True:
-            body = await read_frame(
-                self._reader,
-                frame_bytes_max=limits.frame_bytes_max,
-                timeout_s=limits.idle_timeout_s,
-            )
-            plaintext = self._session.open(body)
-            self._stats.frames_received[self.peer_key] += 1
-            self._stats.wire_bytes_received[self.peer_key] += len(body) + LENGTH_PREFIX.size
+            body = await read_frame(reader, frame_bytes_max=limits.frame_bytes_max, timeout_s=None)
+            self._last_received = loop.time()  # the deadline check reads it
+            plaintext = session.open_buffer(body)
+            stats.frames_received[key] += 1
+            stats.wire_bytes_received[key] += len(body) + LENGTH_PREFIX.size
             records = decode_records(plaintext, records_max=limits.records_per_frame_max)
             self._dispatch(records)
             if self._closed.is_set():
@@ -293,15 +352,22 @@ class PeerConnection:
                     return
                 continue
             accepted.append((spec, payload))
+        if not accepted:
+            return
         accepted = self._rate_limit(accepted)
-        per_channel: dict[int, list[int]] = {}
+        # Totals per channel, in one pass over runs of the same channel (a frame usually
+        # carries one channel's messages).
+        run_channel = -1
+        run_count = run_bytes = 0
         for spec, payload in accepted:
-            totals = per_channel.get(spec.channel_id)
-            if totals is None:
-                totals = per_channel[spec.channel_id] = [0, 0]
-            totals[0] += 1
-            totals[1] += len(payload)
-        self._add_channel_totals(per_channel, sent=False)
+            if spec.channel_id != run_channel:
+                if run_count:
+                    self._add_channel_totals(run_channel, run_count, run_bytes, sent=False)
+                run_channel, run_count, run_bytes = spec.channel_id, 0, 0
+            run_count += 1
+            run_bytes += len(payload)
+        if run_count:
+            self._add_channel_totals(run_channel, run_count, run_bytes, sent=False)
         key = self.peer_key
         for spec, payload in accepted:
             spec.on_message(key, payload)
@@ -310,8 +376,9 @@ class PeerConnection:
         self, accepted: list[tuple[ChannelSpec, bytes]]
     ) -> list[tuple[ChannelSpec, bytes]]:
         """Keep the longest prefix both token buckets can pay for; drop and count the rest."""
-        message_budget = self._message_bucket.available()
-        byte_budget = self._byte_bucket.available()
+        now = self._clock()
+        message_budget = self._message_bucket.available(now)
+        byte_budget = self._byte_bucket.available(now)
         kept = 0
         kept_bytes = 0
         for _spec, payload in accepted:

@@ -24,9 +24,11 @@ class TokenBucket:
         self._tokens = burst
         self._last = clock()
 
-    def available(self) -> float:
-        """Refill for the time passed and return the tokens on hand (not consuming them)."""
-        now = self._clock()
+    def available(self, now: float | None = None) -> float:
+        """Refill for the time passed and return the tokens on hand (not consuming them).
+        `now` lets a caller charging two buckets read the clock once."""
+        if now is None:
+            now = self._clock()
         elapsed = now - self._last
         self._last = now
         if elapsed > 0:

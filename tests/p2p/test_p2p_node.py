@@ -315,6 +315,35 @@ async def test_silent_peer_is_dropped_after_idle_timeout() -> None:
         await node.stop()
 
 
+async def test_peer_that_stops_reading_is_dropped_after_write_timeout() -> None:
+    node, _ = await listening_node(
+        idle_timeout_s=30.0, write_timeout_s=0.5, keepalive_interval_s=0.2
+    )
+    loop = asyncio.get_running_loop()
+    try:
+        _reader, writer, session = await raw_peer(node.listen_port, key_index=2)
+        await wait_until(lambda: node.connected_keys() == [public_key(2)])
+
+        async def ping_but_never_read() -> None:  # the idle deadline never fires
+            while True:
+                writer.write(encode_frame(session.seal(encode_records([(0, b"\x01")]))))
+                await asyncio.sleep(0.1)
+
+        pinger = asyncio.create_task(ping_but_never_read())
+        started = loop.time()
+        try:
+            while node.stats.disconnections["timeout"] == 0:
+                node.send(public_key(2), 1, bytes(60_000))  # until the socket buffers fill
+                await asyncio.sleep(0.001)
+                assert loop.time() - started < 15, "a peer that stopped reading was kept"
+        finally:
+            pinger.cancel()
+        assert node.connected_keys() == []
+        writer.close()
+    finally:
+        await node.stop()
+
+
 async def test_keepalive_holds_an_idle_connection_open() -> None:
     node_a, node_b, _ = await connected_pair()
     try:

@@ -3,11 +3,16 @@ No sockets: these run in the fast tier."""
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nacl.bindings import (
+    crypto_aead_chacha20poly1305_ietf_decrypt,
+    crypto_aead_chacha20poly1305_ietf_encrypt,
+)
 from nacl.signing import SigningKey
 
 from p2p.backoff import BanList, backoff_delay_s
@@ -80,6 +85,25 @@ def test_session_round_trip_in_both_directions() -> None:
     for i in range(5):
         assert bob.open(alice.seal(b"a%d" % i)) == b"a%d" % i
         assert alice.open(bob.seal(b"b%d" % i)) == b"b%d" % i
+
+
+def test_session_bytes_are_pynacl_public_chacha20_poly1305_with_counter_nonces() -> None:
+    """SecureSession calls libsodium directly; its bytes must be the public API's."""
+    send_key, receive_key = bytes([1]) * 32, bytes([2]) * 32
+    alice = SecureSession(send_key=send_key, receive_key=receive_key)
+    bob = SecureSession(send_key=receive_key, receive_key=send_key)
+    for counter, size in enumerate((0, 1, 165, 70_000)):
+        plaintext = os.urandom(size)
+        nonce = counter.to_bytes(12, "big")
+        expected = crypto_aead_chacha20poly1305_ietf_encrypt(plaintext, None, nonce, send_key)
+        sealed = alice.seal_buffer(plaintext) if counter % 2 else alice.seal(plaintext)
+        assert sealed == expected
+        opened = bob.open_buffer(sealed) if counter % 2 else bob.open(bytes(sealed))
+        assert opened == plaintext
+        assert (
+            crypto_aead_chacha20poly1305_ietf_decrypt(bytes(sealed), None, nonce, send_key)
+            == opened
+        )
 
 
 def test_session_rejects_replay_reorder_bitflip_truncation_and_reflection() -> None:
