@@ -3,8 +3,8 @@ announced.
 
 The driver hands each sealed block to `enqueue` (awaiting room in a bounded queue, so a
 slow disk slows consensus instead of growing memory). One task executes them strictly in
-height order in a worker thread (services + one synced LevelDB batch) and, once a block is
-durable, fans out in this order: the engine learns it was executed (checkpoints, exec
+height order in its worker thread (services + one synced LevelDB batch) and, once a block
+is durable, fans out in this order: the engine learns it was executed (checkpoints, exec
 lag), the mempool drops its txs, the producer learns the chain moved, waiters of
 `broadcast_tx_commit` and WebSocket subscribers are told, metrics move.
 """
@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from node.driver import BlockingWorker
 from node.executor import BlockExecutor, ExecutedBlock
 from protocol.sealed import SealedBlock
 
@@ -25,11 +26,11 @@ Listener = Callable[[ExecutedBlock], None]
 
 class CommitPipeline:
     def __init__(self, executor: BlockExecutor, *, queue_max: int) -> None:
-        self._executor = executor
         self._queue: asyncio.Queue[SealedBlock] = asyncio.Queue(maxsize=queue_max)
         self._listeners: list[Listener] = []
         self._last_enqueued_height: int | None = None
         self._in_thread: asyncio.Future[ExecutedBlock] | None = None
+        self._worker = BlockingWorker(executor.execute, name="block-execution")
         self.executed_height = 0
 
     def add_listener(self, listener: Listener) -> None:
@@ -54,9 +55,7 @@ class CommitPipeline:
             sealed = await self._queue.get()
             # Shielded: cancelling this task must not abandon a worker thread halfway through
             # a store write; `settle` lets shutdown wait for it before closing the store.
-            self._in_thread = asyncio.ensure_future(
-                asyncio.to_thread(self._executor.execute, sealed)
-            )
+            self._in_thread = self._worker.run(sealed)
             executed = await asyncio.shield(self._in_thread)
             self.executed_height = sealed.height
             sealed.block.release_encoding()  # durable now: see Block.release_encoding
@@ -71,6 +70,8 @@ class CommitPipeline:
                 listener(executed)
 
     async def settle(self) -> None:
-        """Wait for a block execution already running in a worker thread (shutdown)."""
+        """Wait for a block execution already running in the worker thread, then end the
+        thread (shutdown)."""
         if self._in_thread is not None and not self._in_thread.done():
             await asyncio.wait([self._in_thread])
+        self._worker.close()

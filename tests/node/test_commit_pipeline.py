@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Mapping, Sequence
 
+import pytest
+
 from node.commits import CommitPipeline
+from node.driver import BlockingWorker
 from node.executor import BlockExecutor, ExecutedBlock
 from protocol.block import Block, make_block
 from protocol.crypto import ZERO_HASH, SigningKey
@@ -95,3 +99,31 @@ async def test_blocks_are_stored_in_order_then_announced_and_their_encoding_rele
     for sealed in sealed_blocks:
         assert sealed.block._encoded is None  # released once durable
         assert sealed.block.encode() == store.block(sealed.height)  # and rebuilt on demand
+
+
+async def test_blocking_worker_runs_calls_in_order_in_one_thread_and_hands_back_errors() -> None:
+    """The thread behind the driver's persists and the pipeline's executions."""
+    threads: list[int] = []
+
+    def double(value: int) -> int:
+        threads.append(threading.get_ident())
+        if value < 0:
+            raise ValueError(value)
+        return 2 * value
+
+    worker = BlockingWorker(double, name="test-blocking-worker")
+    assert await asyncio.gather(*(worker.run(value) for value in range(5))) == [0, 2, 4, 6, 8]
+    with pytest.raises(ValueError, match="-1"):
+        await worker.run(-1)
+    # A call whose awaiting task gave up still runs to the end (a synced write is never
+    # abandoned halfway); the next call waits behind it.
+    abandoned = worker.run(10)
+    abandoned.cancel()
+    assert await worker.run(3) == 6
+    assert len(threads) == 8
+    assert len(set(threads)) == 1
+    assert threads[0] != threading.get_ident()
+    (thread,) = [t for t in threading.enumerate() if t.name == "test-blocking-worker"]
+    worker.close()
+    await asyncio.to_thread(thread.join, 5)
+    assert not thread.is_alive()
