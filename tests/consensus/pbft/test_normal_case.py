@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
+import msgspec
 import pytest
 
 from consensus.pbft import messages as m
@@ -73,7 +72,7 @@ def test_pipelining_keeps_up_to_p_blocks_in_flight() -> None:
     assert status.proposal_slot is None  # height 4 needs height 1 executed
     # What the driver reads after every step is the same snapshot without `extra`.
     assert status.extra
-    assert router.engine(0).step_status() == dataclasses.replace(status, extra={})
+    assert router.engine(0).step_status() == msgspec.structs.replace(status, extra={})
     assert [b.height for b in proposed] == [1, 2, 3]
     assert proposed[1].header.prev_hash == proposed[0].hash()
     router.deliver_all()

@@ -4,7 +4,7 @@ properties on small hand-built histories."""
 
 from __future__ import annotations
 
-import dataclasses
+import msgspec
 
 from consensus.raft import durable
 from consensus.raft import messages as m
@@ -209,7 +209,7 @@ def test_pipelining_keeps_several_blocks_in_flight_within_the_window() -> None:
     leader = router.engines[0]
     assert leader.status().in_flight == 2
     # What the driver reads after every step is the same snapshot without `extra`.
-    assert leader.step_status() == dataclasses.replace(leader.status(), extra={})
+    assert leader.step_status() == msgspec.structs.replace(leader.status(), extra={})
     router.deliver()
     router.heartbeat(0)
     assert router.heights() == [2, 2, 2]

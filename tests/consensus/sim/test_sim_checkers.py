@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import msgspec
 import pytest
 
 from consensus.sim import checkers
@@ -224,7 +225,7 @@ def _forking_leader(engine: Engine, *, params: ChainParams, node_id: NodeId) -> 
             sends.extend(Envelope(NodeId(i), split.everyone) for i in (1, 2))
             if split.victim is not None:
                 sends.append(Envelope(_ForkingLeader.VICTIM, split.victim))
-        return dataclasses.replace(output, send=tuple(sends))
+        return msgspec.structs.replace(output, send=tuple(sends))
 
     return RewritingEngine(leader, unsplit)
 
@@ -268,7 +269,7 @@ def test_one_leader_per_round_holds_for_the_toy_and_flags_a_second_leader() -> N
             return inner.step(event)
 
         def status(self) -> EngineStatus:
-            return dataclasses.replace(inner.status(), role="leader", round=leader_round)
+            return msgspec.structs.replace(inner.status(), role="leader", round=leader_round)
 
     impostor.engine = Impostor()
     with pytest.raises(SimulationFailure, match="both leader in round") as failure:
