@@ -37,6 +37,9 @@ _COMMIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _BLOCK_TXS_BUCKETS = (0, 1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 
+MESSAGE_TYPES_MAX = 48  # distinct consensus message type labels
+
+
 class BoundedLabel:
     """Maps label values to themselves until `values_max` distinct ones were seen, then to
     "other"; values listed in `known` are always accepted."""
@@ -76,7 +79,11 @@ class NodeMetrics:
         self._build_storage(registry)
         self._rpc_method = BoundedLabel(known=rpc_methods, values_max=0)
         self._reason = BoundedLabel(values_max=32)
-        self._message_type = BoundedLabel(values_max=48)
+        self._message_type = BoundedLabel(values_max=MESSAGE_TYPES_MAX)
+        # (message type, direction) -> its labelled counter: a node counts every consensus
+        # message it sends, and `labels()` (a lock and a dict of label tuples) cost more
+        # than the increment. Bounded: 2 directions x (the label's values + "other").
+        self._consensus_messages: dict[tuple[str, str], Counter] = {}
         self._peer = BoundedLabel(values_max=256)
         self._channel = BoundedLabel(values_max=16)
 
@@ -290,9 +297,15 @@ class NodeMetrics:
         self.mempool_rejected_total.labels(reason=self._reason(reason)).inc()
 
     def consensus_message(self, message_type: str, *, direction: str) -> None:
-        assert direction in ("in", "out"), direction
-        label = self._message_type(message_type)
-        self.consensus_messages_total.labels(type=label, direction=direction).inc()
+        key = (message_type, direction)
+        counter = self._consensus_messages.get(key)
+        if counter is None:
+            assert direction in ("in", "out"), direction
+            label = self._message_type(message_type)
+            counter = self.consensus_messages_total.labels(type=label, direction=direction)
+            if label != OTHER:  # a type past the bound is not remembered either
+                self._consensus_messages[key] = counter
+        counter.inc()
 
     def p2p_sent(self, peer: str, size_bytes: int) -> None:
         self.p2p_bytes_sent_total.labels(peer=self._peer(peer)).inc(size_bytes)

@@ -56,10 +56,15 @@ TAG_NEW_VIEW = 6
 GENESIS_CHECKPOINT_HASH = ZERO_HASH  # the "block hash" of height 0: height 1's prev_hash
 
 
+_DOMAINS = {
+    tag: DOMAIN_CONSENSUS + bytes([tag])
+    for tag in (TAG_PRE_PREPARE, TAG_PREPARE, TAG_CHECKPOINT, TAG_VIEW_CHANGE, TAG_NEW_VIEW)
+}
+
+
 def domain(tag: int) -> bytes:
     """Domain of a non-commit PBFT signature: the consensus domain plus the type tag."""
-    assert tag in (TAG_PRE_PREPARE, TAG_PREPARE, TAG_CHECKPOINT, TAG_VIEW_CHANGE, TAG_NEW_VIEW)
-    return DOMAIN_CONSENSUS + bytes([tag])
+    return _DOMAINS[tag]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,14 +172,8 @@ PbftMessage = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView
 
 
 def _vote_payload(chain_id: str, view: int, seq: int, digest: bytes) -> bytes:
-    return (
-        Writer()
-        .bytes8(chain_id.encode("ascii"))
-        .u64(view)
-        .u64(seq)
-        .fixed(digest, HASH_BYTES)
-        .finish()
-    )
+    """PRE-PREPARE and PREPARE sign the commit vote's layout (under their own domains)."""
+    return commit_vote_payload(chain_id=chain_id, view=view, height=seq, block_hash=digest)
 
 
 def checkpoint_payload(chain_id: str, seq: int, block_hash: bytes, app_hash: bytes) -> bytes:

@@ -8,7 +8,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from node.metrics import OTHER, BoundedLabel, MetricsServer, NodeMetrics, nop_metrics
+from node.metrics import (
+    MESSAGE_TYPES_MAX,
+    OTHER,
+    BoundedLabel,
+    MetricsServer,
+    NodeMetrics,
+    nop_metrics,
+)
 
 REQUIRED = {
     "seoulchain_consensus_height",
@@ -69,6 +76,26 @@ def test_rpc_method_label_is_limited_to_known_methods() -> None:
 def test_bounded_label_caps_distinct_values() -> None:
     label = BoundedLabel(known=("a",), values_max=2)
     assert [label(v) for v in ("a", "x", "y", "z", "x", "a")] == ["a", "x", "y", OTHER, "x", "a"]
+
+
+def test_consensus_messages_are_counted_per_type_and_direction_within_the_label_bound() -> None:
+    metrics = nop_metrics()
+    for _ in range(3):
+        metrics.consensus_message("Prepare", direction="out")
+    metrics.consensus_message("Prepare", direction="in")
+    for n in range(MESSAGE_TYPES_MAX + 10):
+        metrics.consensus_message(f"Made{n}", direction="out")
+        metrics.consensus_message(f"Made{n}", direction="out")
+
+    def count(message_type: str, direction: str) -> float:
+        child = metrics.consensus_messages_total.labels(type=message_type, direction=direction)
+        return float(child._value.get())
+
+    assert count("Prepare", "out") == 3
+    assert count("Prepare", "in") == 1
+    assert count("Made0", "out") == 2
+    assert count(OTHER, "out") == 2 * 11  # the types past the bound (one slot is Prepare's)
+    assert len(metrics._consensus_messages) <= 2 * MESSAGE_TYPES_MAX
 
 
 def test_direction_is_checked() -> None:
