@@ -162,7 +162,10 @@ class EngineDriver:
         self._after_step = after_step
         self._step_status = after_step_status(engine)
         self._tick_s = tick_ms / 1000
-        self._peer_inbox: asyncio.Queue[Received] = asyncio.Queue(maxsize=peer_inbox_max)
+        # A plain deque with the bound checked by hand: only this task takes from it, and
+        # the wakeup event does the waiting, so asyncio.Queue's bookkeeping bought nothing.
+        self._peer_inbox: deque[Received] = deque()
+        self._peer_inbox_max = peer_inbox_max
         self._control: deque[Event | EngineCall] = deque()
         self._wakeup = asyncio.Event()
         self._tick_pending = False
@@ -177,11 +180,10 @@ class EngineDriver:
 
     def offer_peer(self, event: Received) -> bool:
         """Never blocks. False (and counted) when the peer inbox is full."""
-        try:
-            self._peer_inbox.put_nowait(event)
-        except asyncio.QueueFull:
+        if len(self._peer_inbox) >= self._peer_inbox_max:
             self.peer_dropped_total += 1
             return False
+        self._peer_inbox.append(event)
         self._wakeup.set()
         return True
 
@@ -208,7 +210,7 @@ class EngineDriver:
 
     @property
     def peer_inbox_depth(self) -> int:
-        return self._peer_inbox.qsize()
+        return len(self._peer_inbox)
 
     async def settle(self) -> None:
         """Wait for a persist already running in the worker thread, then end the thread
@@ -242,8 +244,8 @@ class EngineDriver:
         while True:
             if self._control:
                 return self._control.popleft()
-            if not self._peer_inbox.empty():
-                return self._peer_inbox.get_nowait()
+            if self._peer_inbox:
+                return self._peer_inbox.popleft()
             self._wakeup.clear()
             await self._wakeup.wait()
 
@@ -259,7 +261,8 @@ class EngineDriver:
         output = self._engine.step(event)
         self.steps_total += 1
         self.step_seconds_total += time.perf_counter() - started
-        await self._honour(output)
+        if output:  # many steps (a tick, a vote short of a quorum) output nothing
+            await self._honour(output)
         self._after_step(self._step_status())
 
     async def _honour(self, output: Output) -> None:

@@ -1,6 +1,7 @@
 """CommitPipeline: blocks executed and stored in order, listeners told after durability, and
 a stored block's memoised encoding released (blocks an engine keeps after commit must not
-hold a second copy of their bytes)."""
+hold a second copy of their bytes). Also the driver's pieces it shares or feeds: the
+blocking worker thread and the bounded peer inbox."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
+from consensus.types import NOTHING, EngineStatus, Event, NodeId, Output, Received
 from node.commits import CommitPipeline
-from node.driver import BlockingWorker
+from node.driver import BlockingWorker, EngineDriver
 from node.executor import BlockExecutor, ExecutedBlock
 from protocol.block import Block, make_block
 from protocol.crypto import ZERO_HASH, SigningKey
@@ -127,3 +129,37 @@ async def test_blocking_worker_runs_calls_in_order_in_one_thread_and_hands_back_
     worker.close()
     await asyncio.to_thread(thread.join, 5)
     assert not thread.is_alive()
+
+
+async def test_driver_peer_inbox_is_bounded_and_drops_are_counted() -> None:
+    """The driver's peer inbox (next to the pipeline it feeds): full means dropped, never
+    blocking, and counted."""
+
+    class Idle:
+        def step(self, event: Event) -> Output:
+            return NOTHING
+
+        def status(self) -> EngineStatus:
+            raise AssertionError("not stepped in this test")
+
+    def never(*_args: object) -> None:
+        raise AssertionError("not called in this test")
+
+    async def never_commit(_sealed: SealedBlock) -> None:
+        raise AssertionError("not called in this test")
+
+    driver = EngineDriver(
+        Idle(),
+        persist=never,
+        send=never,
+        commit=never_commit,
+        fetch=never,
+        after_step=never,
+        tick_ms=20,
+        peer_inbox_max=3,
+    )
+    offered = [driver.offer_peer(Received(NodeId(1), f"message {i}")) for i in range(5)]
+    assert offered == [True, True, True, False, False]
+    assert driver.peer_inbox_depth == 3
+    assert driver.peer_dropped_total == 2
+    await driver.settle()
