@@ -227,4 +227,5 @@ class FutureBuffer:
         return 0 if queue is None else len(queue)
 
     def check_invariants(self) -> None:
-        assert all(len(queue) <= self._per_peer_max for queue in self._queues.values())
+        if self._queues:  # runs after every engine step; usually empty
+            assert max(map(len, self._queues.values())) <= self._per_peer_max
