@@ -21,6 +21,7 @@ below the stable checkpoint is deleted when the checkpoint becomes stable (§4.3
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -54,13 +55,20 @@ def view_record(view: int, *, active: bool) -> Record:
     return VIEW_KEY, Writer().u64(view).u8(int(active)).finish()
 
 
+# A replica records two or three votes per block, so their fixed layouts are one struct
+# call each: key u8 kind | u64 seq, value u64 view | 32B digest.
+_KIND_SEQ = struct.Struct(">BQ")
+_VIEW = struct.Struct(">Q")
+
+
 def vote_key(kind: int, seq: int) -> bytes:
     assert kind in VOTE_KINDS
-    return _VOTE_PREFIX + Writer().u8(kind).u64(seq).finish()
+    return _VOTE_PREFIX + _KIND_SEQ.pack(kind, seq)
 
 
 def vote_record(kind: int, *, seq: int, view: int, digest: bytes) -> Record:
-    return vote_key(kind, seq), Writer().u64(view).fixed(digest, HASH_BYTES).finish()
+    assert len(digest) == HASH_BYTES, "digest must be 32 bytes"
+    return vote_key(kind, seq), _VIEW.pack(view) + digest
 
 
 def certificate_key(seq: int) -> bytes:

@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from consensus.pbft import durable
 from consensus.pbft import messages as m
+from consensus.pbft.codec import _write_vote
 from consensus.types import NodeId
-from protocol.encoding import DecodeError
+from protocol.encoding import DecodeError, Writer
 from tests.consensus.pbft.pbft_harness import CHAIN_ID, Router
 
 _ROUTER = Router(4, checkpoint_interval=2, window=8)  # the codec the samples were made for
@@ -99,7 +101,18 @@ def test_vote_round_trip_for_any_field_values(
 ) -> None:
     kind = m.Commit if commit else m.Prepare
     message = kind(view=view, seq=seq, digest=digest, replica=replica, signature=signature)
-    assert _ROUTER.codec.decode(_ROUTER.codec.encode(message)) == message
+    data = _ROUTER.codec.encode(message)
+    assert _ROUTER.codec.decode(data) == message
+    # Votes are packed in one struct call: the bytes are the documented field layout.
+    writer = Writer().u8(m.TAG_COMMIT if commit else m.TAG_PREPARE)
+    _write_vote(writer, message)
+    assert data == writer.finish()
+
+
+@pytest.mark.parametrize("tag", [0, 1, 4, 5, 6, 7, 255])
+def test_a_message_of_a_votes_size_with_another_tag_is_decoded_as_that_tag(tag: int) -> None:
+    with pytest.raises(DecodeError):
+        _ROUTER.codec.decode(bytes([tag]) + bytes(114))
 
 
 @settings(max_examples=40, deadline=None)
@@ -183,3 +196,11 @@ def test_carried_blocks_name_every_block_a_message_holds(message: m.PbftMessage)
         expected = [pre_prepare.block for pre_prepare in message.pre_prepares]
         expected += [c.pre_prepare.block for vc in message.view_changes for c in vc.prepared]
     assert list(_ROUTER.codec.carried_blocks(message)) == expected
+
+
+def test_vote_records_have_the_documented_layout() -> None:
+    """docs/PBFT.md: key `pbft/vote/` u8 kind u64 seq, value u64 view | 32B digest."""
+    digest = bytes(range(32))
+    key, value = durable.vote_record(durable.VOTE_COMMIT, seq=7, view=2**40 + 3, digest=digest)
+    assert key == b"pbft/vote/" + Writer().u8(durable.VOTE_COMMIT).u64(7).finish()
+    assert value == Writer().u64(2**40 + 3).fixed(digest, 32).finish()
