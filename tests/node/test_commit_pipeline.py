@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
+import time
 from collections.abc import Mapping, Sequence
 
 import pytest
 
-from consensus.types import NOTHING, EngineStatus, Event, NodeId, Output, Received
+from consensus.types import NOTHING, EngineStatus, Event, NodeId, Output, Received, Tick
 from node.commits import CommitPipeline
 from node.driver import BlockingWorker, EngineDriver
 from node.executor import BlockExecutor, ExecutedBlock
@@ -163,3 +164,60 @@ async def test_driver_peer_inbox_is_bounded_and_drops_are_counted() -> None:
     assert driver.peer_inbox_depth == 3
     assert driver.peer_dropped_total == 2
     await driver.settle()
+
+
+async def test_driver_persists_on_the_loop_while_writes_are_quick_and_in_its_thread_when_not() -> (
+    None
+):
+    """Quick synced writes stay on the event loop (a thread hand-off cost more CPU than
+    they do); slow ones move to the worker thread, and quick ones bring them back."""
+    delays_s = [0.0] * 3 + [0.004] * 12 + [0.0] * 45
+    threads: list[int] = []
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def persist(_records: object) -> None:
+        threads.append(threading.get_ident())
+        time.sleep(delays_s[len(threads) - 1])
+        if len(threads) == len(delays_s):
+            loop.call_soon_threadsafe(done.set)
+
+    class Persisting:
+        def step(self, event: Event) -> Output:
+            return Output(persist=((b"key", b"value"),))
+
+        def status(self) -> EngineStatus:
+            return EngineStatus(
+                kind="test",
+                node_id=NodeId(0),
+                committed_height=0,
+                round=0,
+                leader=NodeId(0),
+                role="leader",
+                proposal_slot=None,
+            )
+
+    async def no_commit(_sealed: SealedBlock) -> None:
+        raise AssertionError("nothing commits in this test")
+
+    driver = EngineDriver(
+        Persisting(),
+        persist=persist,
+        send=lambda _envelope: None,
+        commit=no_commit,
+        fetch=lambda _request: None,
+        after_step=lambda _status: None,
+        tick_ms=60_000,
+        peer_inbox_max=1,
+    )
+    runner = asyncio.create_task(driver.run())
+    for _ in delays_s:
+        driver.post_control(Tick())
+    async with asyncio.timeout(10):
+        await done.wait()
+    runner.cancel()
+    await driver.settle()
+    loop_thread = threading.get_ident()
+    assert threads[:6] == [loop_thread] * 6  # quick, then slow until the average says so
+    assert any(thread != loop_thread for thread in threads[6:15])
+    assert threads[-1] == loop_thread
