@@ -59,28 +59,45 @@ class TxCustody:
         committed = self._committed_height()
         if not committed < block.height <= committed + limits.held_heights_ahead_max:
             return  # already decided, or too far ahead to be honest work (bounded memory)
-        hashes = block.tx_hashes()
+        held = self._held.setdefault(block.height, set())
+        room = limits.held_txs_per_height_max - len(held)
+        hashes = [tx_hash for tx_hash in block.tx_hashes() if tx_hash not in held][:room]
+        # Only what `held` records is held: whatever is held must be given back if the
+        # block loses, or it would stay in flight for good.
+        held.update(hashes)
         self._mempool.hold(hashes)
         self._standby.hold(hashes)
-        held = self._held.setdefault(block.height, set())
-        if len(held) < limits.held_txs_per_height_max:
-            held.update(hashes)
 
     def release_abandoned_proposals(self, height: int, committed: set[bytes]) -> None:
         """Our proposals, and blocks we held txs for, at or below a committed height that
         did not commit (another block won the height) give their txs back to the pool."""
-        for proposed_height in [h for h in self._proposed if h <= height]:
-            _, hashes = self._proposed.pop(proposed_height)
-            leftover = [tx_hash for tx_hash in hashes if tx_hash not in committed]
-            if leftover:
-                self._mempool.return_txs(leftover)
-        for held_height in [h for h in self._held if h <= height]:
-            leftover = [
-                tx_hash for tx_hash in self._held.pop(held_height) if tx_hash not in committed
-            ]
-            if leftover:
-                self._mempool.return_txs(leftover)
-                self._standby_keeper.released(leftover)
+        decided_proposals = [
+            self._proposed.pop(h)[1] for h in sorted(self._proposed) if h <= height
+        ]
+        decided_held = [self._held.pop(h) for h in sorted(self._held) if h <= height]
+        lost_proposed = [h for hashes in decided_proposals for h in hashes if h not in committed]
+        lost_held = [h for held in decided_held for h in held if h not in committed]
+        if not lost_proposed and not lost_held:
+            return  # the usual case: the block we proposed or carried is the one that won
+        # A tx may sit in blocks at several heights (competing proposals after a view change
+        # or a new term): it stays out of our proposals while any undecided one carries it.
+        still_carried = self._undecided_hashes()
+        returned = [h for h in lost_proposed if h not in still_carried]
+        if returned:
+            self._mempool.return_txs(returned)
+        released = [h for h in lost_held if h not in still_carried]
+        if released:
+            self._mempool.return_txs(released)
+            self._standby_keeper.released(released)
+
+    def _undecided_hashes(self) -> set[bytes]:
+        """Txs in blocks at heights not yet decided (our proposals and others' we carry)."""
+        undecided: set[bytes] = set()
+        for held in self._held.values():
+            undecided.update(held)
+        for _, hashes in self._proposed.values():
+            undecided.update(hashes)
+        return undecided
 
     async def reoffer_stale_txs(
         self,

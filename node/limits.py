@@ -129,3 +129,7 @@ commit_waiters_max = 10_000
 # worth. Heights are bounded by the engine's window, so the total is bounded too.
 held_txs_per_height_max = 4 * protocol_limits.block_txs_max
 held_heights_ahead_max = 256  # >= the PBFT watermark window and the Raft in-flight window
+# Hashes of carried txs remembered before the tx itself arrives (Mempool.hold,
+# StandbyStore.hold): several blocks' worth, ~100 bytes each. Past it a late tx is not held
+# (counted); execution still refuses its second copy as a replay.
+carried_txs_max = 8 * protocol_limits.block_txs_max

@@ -160,6 +160,7 @@ class _Counters:
     verifications: int = 0  # signature checks actually run (cache misses)
     added: int = 0
     evicted_expired: int = 0
+    carried_overflow: int = 0  # carried hashes not remembered: `carried_txs_max` reached
 
 
 def _accept_all(tx: Tx, next_height: int) -> TxResult:
@@ -203,6 +204,11 @@ class Mempool:
         self._bytes = 0
         self._pending = 0
         self._seq = 0
+        # Hashes of txs in blocks other validators proposed whose height is not decided yet
+        # (`hold`), whether or not the tx is pooled: a tx that arrives *after* its carrier
+        # block (gossip slower than consensus, a client retrying at another node, a
+        # re-offer) enters in flight, so a new leader never orders it a second time.
+        self._carried: set[bytes] = set()
 
     # --- queries -------------------------------------------------------------------------
 
@@ -429,11 +435,14 @@ class Mempool:
         self._by_replay[tx.replay_key] = tx_hash
         counts = self._per_signer_count
         counts[signer] = counts.get(signer, 0) + 1
-        queue = self._queues.get(signer)
-        if queue is None:
-            queue = self._queues[signer] = {}
-        queue[tx_hash] = None
-        self._pending += 1
+        if tx_hash in self._carried:
+            self._entries[tx_hash].in_flight = True  # its carrier block decides (see `hold`)
+        else:
+            queue = self._queues.get(signer)
+            if queue is None:
+                queue = self._queues[signer] = {}
+            queue[tx_hash] = None
+            self._pending += 1
         expiry = tx.expiry_height
         bucket = self._by_expiry.get(expiry)
         if bucket is None:
@@ -519,17 +528,29 @@ class Mempool:
         self._pending -= 1
 
     def hold(self, tx_hashes: Iterable[bytes]) -> int:
-        """Take pending txs out of reach of `reap`: they sit in a block another validator
-        proposed (a PBFT pre-prepare, a Raft entry) that may still commit. Without this a
-        new primary or leader proposes them again and they land twice (the second copy
-        executes as a replay). `return_txs` puts them back if that block never commits."""
+        """Take txs out of reach of `reap`: they sit in a block another validator proposed
+        (a PBFT pre-prepare, a Raft entry) that may still commit. Without this a new primary
+        or leader proposes them again and they land twice (the second copy executes as a
+        replay). Hashes not pooled yet are remembered (up to `carried_txs_max`), so the tx
+        enters in flight if it arrives later. `return_txs` puts them back if that block
+        never commits; `remove_committed` forgets them if it does. Returns how many pooled
+        txs were taken."""
         held = 0
+        carried = self._carried
         for tx_hash in tx_hashes:
+            if len(carried) < limits.carried_txs_max:
+                carried.add(tx_hash)
+            else:
+                self.counters.carried_overflow += 1
             entry = self._entries.get(tx_hash)
             if entry is not None and not entry.in_flight:
                 self._take_in_flight(entry)
                 held += 1
         return held
+
+    def is_carried(self, tx_hash: bytes) -> bool:
+        """Whether `hold` took this hash for a block whose height is not decided yet."""
+        return tx_hash in self._carried
 
     def return_txs(self, tx_hashes: Iterable[bytes]) -> int:
         """Put in-flight txs back (their proposal was abandoned), in arrival order. Txs
@@ -537,6 +558,7 @@ class Mempool:
         returned = 0
         touched: set[bytes] = set()
         for tx_hash in tx_hashes:
+            self._carried.discard(tx_hash)
             entry = self._entries.get(tx_hash)
             if entry is None or not entry.in_flight:
                 continue
@@ -562,8 +584,11 @@ class Mempool:
         next height and evict txs that expired. Returns how many txs left the pool."""
         removed = 0
         signers = self._per_signer_count
+        carried = self._carried
         for tx in txs:
-            if self._drop(tx.hash()) is not None:
+            tx_hash = tx.hash()
+            carried.discard(tx_hash)
+            if self._drop(tx_hash) is not None:
                 removed += 1  # its (signer, nonce) was its own: no other tx can hold it
             elif tx.signer in signers:  # else no pooled tx can share its (signer, nonce)
                 other = self._by_replay.get(tx.replay_key)
@@ -643,5 +668,6 @@ class Mempool:
             assert height in live_heights, "expiry bucket missing from the heap"
             for tx_hash in bucket:
                 assert self._entries[tx_hash].tx.expiry_height == height
+        assert len(self._carried) <= limits.carried_txs_max
         assert len(self._entries) <= self.limits.max_txs
         assert self._bytes <= self.limits.max_bytes

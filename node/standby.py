@@ -24,7 +24,9 @@ the same `promote` below), after which they are ordinary, checked, pending txs.
 
 An entry *held* sits in a block another validator proposed (PRE-PREPARE, AppendEntries): it
 is not promoted (a new leader would order it twice) until `release` says that block lost
-its height. `remove` drops entries whose block committed.
+its height. `remove` drops entries whose block committed. A held hash is remembered even
+before its tx arrives: gossip often brings a tx after the block that carries it, and that
+late copy must be held too.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from node import limits
 from node.mempool import Admission, Mempool
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,7 @@ class StandbyStore:
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._bytes = 0
         self._seq = 0
+        self._carried: set[bytes] = set()  # held hashes, arrived or not (see `hold`)
         self.counters = StandbyCounters()
 
     def __len__(self) -> int:
@@ -97,7 +101,7 @@ class StandbyStore:
             self.counters.too_large += 1
             return False
         self._seq += 1
-        self._entries[tx_hash] = _Entry(raw, self._seq)
+        self._entries[tx_hash] = _Entry(raw, self._seq, tx_hash in self._carried)
         self._bytes += len(raw)
         self.counters.added += 1
         while len(self._entries) > self.txs_max or self._bytes > self.bytes_max:
@@ -117,9 +121,13 @@ class StandbyStore:
 
     def hold(self, tx_hashes: Iterable[bytes]) -> int:
         """Mark entries as carried by another validator's block: not promoted until
-        released. Returns how many entries were marked."""
+        released or removed. Hashes not kept yet are remembered (up to `carried_txs_max`),
+        so the tx is held if it arrives later. Returns how many entries were marked."""
         held = 0
+        carried = self._carried
         for tx_hash in tx_hashes:
+            if len(carried) < limits.carried_txs_max:
+                carried.add(tx_hash)
             entry = self._entries.get(tx_hash)
             if entry is not None and not entry.held:
                 entry.held = True
@@ -130,6 +138,7 @@ class StandbyStore:
         """The block that held these entries lost its height: they may be promoted again."""
         released = 0
         for tx_hash in tx_hashes:
+            self._carried.discard(tx_hash)
             entry = self._entries.get(tx_hash)
             if entry is not None and entry.held:
                 entry.held = False
@@ -140,6 +149,7 @@ class StandbyStore:
         """Drop entries whose block committed; returns how many were dropped."""
         removed = 0
         for tx_hash in tx_hashes:
+            self._carried.discard(tx_hash)
             entry = self._entries.pop(tx_hash, None)
             if entry is not None:
                 self._bytes -= len(entry.raw)

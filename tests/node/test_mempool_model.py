@@ -1,5 +1,6 @@
 """Mempool against a dumb model (hypothesis stateful): after any sequence of add, reap,
-return and commit, the pool holds exactly what the model says and its indexes agree
+hold (a block another validator proposed carries the tx, pooled yet or not), return and
+commit, the pool holds exactly what the model says and its indexes agree
 (the CVE-2023-34451 class of bug: list and map out of sync)."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from node.mempool import Mempool, MempoolLimits
 from protocol.crypto import SigningKey
@@ -37,11 +38,14 @@ class ModelEntry:
 
 
 class MempoolModel(RuleBasedStateMachine):
+    held_txs = Bundle("held_txs")
+
     def __init__(self) -> None:
         super().__init__()
         self.limits = MempoolLimits(max_txs=6, max_txs_per_signer=3)
         self.pool = Mempool(chain_id=CHAIN, next_height=1, pool_limits=self.limits)
         self.model: dict[bytes, ModelEntry] = {}
+        self.carried: set[bytes] = set()  # held for another validator's undecided block
         self.next_height = 1
         self.seq = 0
 
@@ -66,13 +70,40 @@ class MempoolModel(RuleBasedStateMachine):
         variant=st.integers(0, 1),
     )
     def add(self, signer: int, nonce: int, expiry: int, variant: int) -> None:
-        tx = tx_for(signer, nonce, expiry, variant)
+        self.add_tx(tx_for(signer, nonce, expiry, variant))
+
+    @rule(tx=held_txs)
+    def add_late(self, tx: Tx) -> None:
+        """The tx arrives after a block carrying it (gossip slower than consensus)."""
+        self.add_tx(tx)
+
+    def add_tx(self, tx: Tx) -> None:
         expected = self.expected_reason(tx)
         admission = self.pool.add(tx.encode())
         assert admission.reason == expected
         if not expected:
             self.seq += 1
-            self.model[tx.hash()] = ModelEntry(tx=tx, seq=self.seq)
+            carried = tx.hash() in self.carried  # arrived after its carrier block
+            self.model[tx.hash()] = ModelEntry(tx=tx, seq=self.seq, in_flight=carried)
+
+    @rule(
+        target=held_txs,
+        signer=st.integers(0, 2),
+        nonce=st.integers(0, 4),
+        expiry=st.integers(1, 8),
+        variant=st.integers(0, 1),
+    )
+    def hold(self, signer: int, nonce: int, expiry: int, variant: int) -> Tx:
+        tx = tx_for(signer, nonce, expiry, variant)
+        tx_hash = tx.hash()
+        entry = self.model.get(tx_hash)
+        taken = entry is not None and not entry.in_flight
+        assert self.pool.hold([tx_hash]) == int(taken)
+        assert self.pool.is_carried(tx_hash)
+        self.carried.add(tx_hash)
+        if entry is not None:
+            entry.in_flight = True
+        return tx
 
     @rule(max_txs=st.integers(0, 5))
     def reap(self, max_txs: int) -> None:
@@ -91,7 +122,10 @@ class MempoolModel(RuleBasedStateMachine):
         in_flight = [h for h, e in self.model.items() if e.in_flight]
         # A tx given back after its expiry height is evicted, not returned.
         expired = [h for h in in_flight if self.model[h].tx.expiry_height < self.next_height]
-        assert self.pool.return_txs(in_flight) == len(in_flight) - len(expired)
+        absent = [h for h in self.carried if h not in self.model]  # its block lost too
+        assert self.pool.return_txs(in_flight + absent) == len(in_flight) - len(expired)
+        assert not any(self.pool.is_carried(h) for h in self.carried)
+        self.carried.clear()
         for tx_hash in in_flight:
             self.model[tx_hash].in_flight = False
         for tx_hash in expired:
@@ -104,6 +138,7 @@ class MempoolModel(RuleBasedStateMachine):
         height = self.next_height
         self.pool.remove_committed(committed, committed_height=height)
         self.next_height = height + 1
+        self.carried.difference_update(tx.hash() for tx in committed)
         keys = {tx.replay_key for tx in committed}
         for tx_hash, entry in list(self.model.items()):
             expired = entry.tx.expiry_height < self.next_height and not entry.in_flight
@@ -116,6 +151,7 @@ class MempoolModel(RuleBasedStateMachine):
         assert len(self.pool) == len(self.model)
         assert all(tx_hash in self.pool for tx_hash in self.model)
         assert self.pool.pending_count() == sum(not e.in_flight for e in self.model.values())
+        assert all(self.pool.is_carried(h) for h in self.carried)
 
 
 MempoolModel.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)

@@ -107,6 +107,21 @@ def test_held_entries_are_not_taken_until_released() -> None:
     assert store.counters.promoted == 3
 
 
+def test_a_hash_held_before_its_tx_arrives_holds_the_late_tx() -> None:
+    store = StandbyStore(txs_max=10, bytes_max=1 << 20)
+    late, other = raw_tx(body=b"late"), raw_tx(body=b"other")
+    assert store.hold([digest(late)]) == 0, "nothing kept yet, but the hash is remembered"
+    store.add(digest(late), late)
+    store.add(digest(other), other)
+    assert [raw for _, raw in store.take_oldest(10, skip=lambda _h: False)] == [other]
+    assert store.release([digest(late)]) == 1
+    assert [raw for _, raw in store.take_oldest(10, skip=lambda _h: False)] == [late]
+    store.hold([digest(late)])
+    store.remove([digest(late)])  # its block committed: the hash is forgotten
+    store.add(digest(late), late)
+    assert [raw for _, raw in store.take_oldest(10, skip=lambda _h: False)] == [late]
+
+
 def test_take_oldest_drops_skipped_entries_and_respects_the_limit() -> None:
     store = StandbyStore(txs_max=10, bytes_max=1 << 20)
     raws = filled(store, 5)
