@@ -19,15 +19,36 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from protocol.crypto import SigningKey, verify
+
 BENCH = [sys.executable, "-m", "node.cli", "bench"]
+
+
+def _verify_us() -> float:
+    """The machine's speed right now: microseconds per Ed25519 verify (libsodium, median of
+    5 rounds of 400). A shared or virtual machine drifts by tens of percent within an hour;
+    this figure, recorded before each run, tells a slower machine from a slower node."""
+    signing_key = SigningKey.from_secret(b"bench-medians calibration")
+    domain, payload = b"calibration", b"x" * 200
+    signature = signing_key.sign(domain, payload)
+    public_key = signing_key.public_key
+    rounds = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(400):
+            assert verify(public_key, domain, payload, signature)
+        rounds.append((time.perf_counter() - start) / 400 * 1e6)
+    return statistics.median(rounds)
 
 
 def _run_once(setup: str, index: int, args: argparse.Namespace) -> dict[str, object]:
     consensus, nodes, rate = setup.split(":")
     out = Path(args.out) / f"{consensus}{nodes}-{rate}-{index}"
     load_before = os.getloadavg()[0]
+    verify_us = _verify_us()
     command = [
         *BENCH,
         "--consensus", consensus, "--nodes", nodes, "--rate", rate,
@@ -43,10 +64,16 @@ def _run_once(setup: str, index: int, args: argparse.Namespace) -> dict[str, obj
     return {
         "setup": setup,
         "load_before": round(load_before, 2),
+        "verify_us": round(verify_us, 1),
         "committed_tps": run["throughput_tps"],
+        "sent_tps": run["sent_tps"],
+        "block_txs_mean": run["block_txs_mean"],
         "p50_ms": latency["p50_s"] * 1e3,
         "p90_ms": latency["p90_s"] * 1e3,
         "p99_ms": latency["p99_s"] * 1e3,
+        "max_ms": latency["max_s"] * 1e3,
+        "loadgen_cpu_share": run["loadgen_cpu_share"],
+        "rss_max_mb": max(node["rss_bytes_max"] for node in nodes_doc.values()) / 2**20,
         "cpu_us_per_tx_node": 1e6
         * statistics.mean(node["cpu_s_per_committed_tx"] for node in nodes_doc.values()),
         "view_changes": max(node["metrics"]["view_changes"] for node in nodes_doc.values()),
@@ -64,12 +91,20 @@ def _median_row(rows: list[dict[str, object]]) -> dict[str, object]:
         "runs": len(rows),
         "committed_tps": [round(float(r["committed_tps"]), 1) for r in rows],  # type: ignore[arg-type]
         "committed_tps_median": round(med("committed_tps"), 1),
+        "sent_tps_median": round(med("sent_tps"), 1),
+        "block_txs_mean_median": round(med("block_txs_mean"), 1),
         "p50_ms_median": round(med("p50_ms"), 1),
+        "p90_ms_median": round(med("p90_ms"), 1),
         "p99_ms_median": round(med("p99_ms"), 1),
+        "max_ms_median": round(med("max_ms"), 1),
         "p99_ms": [round(float(r["p99_ms"]), 1) for r in rows],  # type: ignore[arg-type]
         "cpu_us_per_tx_node_median": round(med("cpu_us_per_tx_node"), 1),
+        "cpu_us_per_tx_node": [round(float(r["cpu_us_per_tx_node"]), 1) for r in rows],  # type: ignore[arg-type]
+        "loadgen_cpu_share_median": round(med("loadgen_cpu_share"), 3),
+        "rss_max_mb_max": round(max(float(r["rss_max_mb"]) for r in rows), 1),  # type: ignore[arg-type]
         "view_changes_max": max(float(r["view_changes"]) for r in rows),  # type: ignore[arg-type]
         "load_before": [r["load_before"] for r in rows],
+        "verify_us": [r["verify_us"] for r in rows],
         "all_agree": all(bool(r["agree"]) for r in rows),
     }
 
