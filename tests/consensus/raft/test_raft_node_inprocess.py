@@ -153,7 +153,14 @@ async def test_restarted_node_catches_up_from_a_snapshot(
         nodes[behind] = await net.start_node(behind)
         assert await _wait(lambda: nodes[behind].latest_height() >= top, 30), "no catch-up"
         extra = nodes[behind].driver.status().extra
-        assert extra["snapshots_installed"] == 1
+        # At least one install. A second one is legitimate: while the first snapshot's
+        # blocks arrive by block sync, the leader may cut proof blocks and compact past
+        # that base, and then sends the newer one (the same snapshot again is only
+        # acknowledged, not installed twice: consensus/raft/snapshot.py).
+        installed = extra["snapshots_installed"]
+        assert isinstance(installed, int)
+        assert installed >= 1
+        assert extra.get("snapshots_refused", 0) == 0
         _assert_same_chain(list(nodes.values()), top)
     finally:
         for node in nodes.values():
