@@ -18,19 +18,19 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import ports
+
 log = logging.getLogger(__name__)
 
 CLI_TIMEOUT_S = 120.0
 UP_TIMEOUT_S = 60.0
 PORTS_PER_NODE = 10  # node/cli_init.py: node i uses P+10i (p2p), +1 (rpc), +2 (metrics)
-PORT_RANGE = (20_000, 60_000)
 PORT_ATTEMPTS_MAX = 64
 # Written into a cluster directory the bench launched: only such a directory, with no node
 # still running, is ever deleted (so `--out runs/demo` can be run again).
@@ -97,23 +97,15 @@ def run_cli(arguments: list[str], *, timeout_s: float = CLI_TIMEOUT_S) -> str:
 
 
 def free_base_port(nodes: int, *, rng: random.Random) -> int:
-    """A base port P such that P + 10i + {0, 1, 2} are all free on 127.0.0.1 right now."""
+    """A base port P such that P + 10i + {0, 1, 2} are all free on 127.0.0.1 right now,
+    outside the kernel's ephemeral range (bench/ports.py says why)."""
+    start, stop = ports.listen_range()
     for _ in range(PORT_ATTEMPTS_MAX):
-        base = rng.randrange(PORT_RANGE[0], PORT_RANGE[1] - PORTS_PER_NODE * nodes, 10)
-        ports = [base + PORTS_PER_NODE * i + k for i in range(nodes) for k in range(3)]
-        if all(_port_free(port) for port in ports):
+        base = rng.randrange(start, stop - PORTS_PER_NODE * nodes, 10)
+        wanted = [base + PORTS_PER_NODE * i + k for i in range(nodes) for k in range(3)]
+        if all(ports.port_free(port) for port in wanted):
             return base
     raise ClusterError(f"no free block of {nodes * PORTS_PER_NODE} ports found")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def launch(

@@ -20,7 +20,6 @@ import logging
 import os
 import random
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,6 +29,8 @@ from typing import Any
 
 import aiohttp
 
+from bench import cluster as bench_cluster
+from bench.ports import free_listen_port
 from node.cli_init import NodePorts, make_testnet
 from node.client import RpcClient, RpcError, RpcTransportError
 from node.cluster import LOG_FILE, PID_FILE, start_command
@@ -42,7 +43,6 @@ from services.notary import encode_anchor
 
 log = logging.getLogger(__name__)
 
-PORT_RANGE = (40_000, 60_000)
 TX_EXPIRY_HEIGHT = 1_000_000  # far beyond any height these tests reach
 RPC_ERRORS = (RpcError, RpcTransportError)
 
@@ -50,38 +50,16 @@ RPC_ERRORS = (RpcError, RpcTransportError)
 # --- ports --------------------------------------------------------------------------------
 
 
-def _ports_free(ports: Sequence[int]) -> bool:
-    sockets: list[socket.socket] = []
-    try:
-        for port in ports:
-            sock = socket.socket()
-            sockets.append(sock)
-            sock.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def free_base_port(nodes: int, *, attempts: int = 100) -> int:
-    """A testnet base port P in 40000-60000 such that every p2p/rpc/metrics port of nodes
-    0..nodes-1 (P+10i+{0,1,2}) is free right now. Random, so concurrent runs rarely meet."""
-    rng = random.Random()
-    for _ in range(attempts):
-        base = rng.randrange(PORT_RANGE[0], PORT_RANGE[1] - 10 * nodes)
-        ports = [base + 10 * i + k for i in range(nodes) for k in range(3)]
-        if _ports_free(ports):
-            return base
-    raise RuntimeError(f"no free port range for {nodes} nodes after {attempts} attempts")
+def free_base_port(nodes: int) -> int:
+    """A testnet base port P such that every p2p/rpc/metrics port of nodes 0..nodes-1
+    (P+10i+{0,1,2}) is free right now, outside the ephemeral range (bench/ports.py).
+    Random, so concurrent runs rarely meet."""
+    return bench_cluster.free_base_port(nodes, rng=random.Random())
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """One free port for a listener, outside the ephemeral range (bench/ports.py)."""
+    return free_listen_port()
 
 
 # --- waiting ------------------------------------------------------------------------------

@@ -7,10 +7,10 @@ multi-process tests drive `seoulchain testnet/start` instead.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.ports import free_listen_port
 from node.config import Config
 from node.genesis import ConsensusParams, Genesis, GenesisAgency, GenesisValidator
 from node.node import Node
@@ -21,10 +21,8 @@ CHAIN = "seoul-test"
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free listener port outside the ephemeral range (bench/ports.py says why)."""
+    return free_listen_port()
 
 
 @dataclass

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
+from bench.ports import free_block
 from node import cluster
 from node.cli import main
 from node.cluster import is_our_node, read_pid
@@ -26,24 +26,10 @@ except ImportError as error:  # the lead's module may not be there yet
     NODE_IMPORT_ERROR = str(error)
 
 
-def free_base_port(count: int, *, attempts: int = 50) -> int:
-    """A base port P such that P .. P+count-1 are all free on 127.0.0.1 right now."""
-    rng = random.Random()
-    for _ in range(attempts):
-        base = rng.randrange(20_000, 60_000 - count)
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free port range")
+def free_base_port(count: int) -> int:
+    """A base port P such that P .. P+count-1 are all free on 127.0.0.1 right now, outside
+    the ephemeral range (bench/ports.py says why)."""
+    return free_block(count, rng=random.Random())
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
