@@ -6,6 +6,7 @@ parent in the kill -9 test) can still say exactly what every height must hold.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,24 @@ def fake_commit(height: int, *, tx_count: int = 3, state_keys: int = 2) -> Block
         app_hash=digest("app hash", height),
         state_writes=state_writes,
     )
+
+
+def commit_state_writes(
+    store: ChainStore,
+    height: int,
+    writes: dict[bytes, bytes | None],
+    model: dict[bytes, bytes] | None = None,
+) -> None:
+    """Commit block `height` carrying these state writes (None deletes a key) and, given a
+    `model` (a dict of the state the store should hold), apply them to it too."""
+    store.commit_block(dataclasses.replace(fake_commit(height), state_writes=writes))
+    if model is None:
+        return
+    for key, value in writes.items():
+        if value is None:
+            model.pop(key, None)
+        else:
+            model[key] = value
 
 
 def assert_height_intact(store: ChainStore, commit: BlockCommit) -> None:

@@ -17,6 +17,7 @@ from tests.storage.storage_helpers import (
     Backend,
     assert_height_absent,
     assert_height_intact,
+    commit_state_writes,
     fake_commit,
     leveldb_backend,
     memory_backend,
@@ -137,7 +138,7 @@ def test_state_scan_prefix_start_after_limit(store: ChainStore) -> None:
         b"car/" + bytes([index]): b"v%d" % index for index in (1, 5, 2, 0xFF, 9)
     }
     writes.update({b"cap": b"x", b"cas": b"y", b"d": b"z", b"car": b"bare"})
-    store.commit_block(dataclasses.replace(fake_commit(1), state_writes=writes))
+    commit_state_writes(store, 1, writes)
 
     def keys(prefix: bytes, start_after: bytes | None = None, limit: int = 100) -> list[bytes]:
         return [key for key, _ in store.state_scan(prefix, start_after=start_after, limit=limit)]
@@ -160,7 +161,7 @@ def test_state_scan_prefix_start_after_limit(store: ChainStore) -> None:
 
 def test_state_scan_pages_through_everything(store: ChainStore) -> None:
     writes: dict[bytes, bytes | None] = {b"k%04d" % index: b"%d" % index for index in range(250)}
-    store.commit_block(dataclasses.replace(fake_commit(1), state_writes=writes))
+    commit_state_writes(store, 1, writes)
     seen: list[bytes] = []
     cursor: bytes | None = None
     for _ in range(10):

@@ -3,7 +3,6 @@ reopening, not once it is full (it turns itself off), and reads answer as LevelD
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -15,7 +14,11 @@ from storage import leveldb
 from storage.interface import StorageError
 from storage.key_filter import KeyFilter
 from storage.leveldb import LevelDbChainStore
-from tests.storage.storage_helpers import GENESIS_APP_HASH, GENESIS_HASH, fake_commit
+from tests.storage.storage_helpers import (
+    GENESIS_APP_HASH,
+    GENESIS_HASH,
+    commit_state_writes,
+)
 
 
 class _Bytes(bytes):
@@ -63,8 +66,8 @@ def _store(path: Path) -> LevelDbChainStore:
 def test_reads_after_writes_deletes_and_reopen(tmp_path: Path) -> None:
     store = _store(tmp_path / "db")
     writes: dict[bytes, bytes | None] = {b"a/1": b"one", b"a/2": b"two", b"a/3": b""}
-    store.commit_block(dataclasses.replace(fake_commit(1), state_writes=writes))
-    store.commit_block(dataclasses.replace(fake_commit(2), state_writes={b"a/2": None}))
+    commit_state_writes(store, 1, writes)
+    commit_state_writes(store, 2, {b"a/2": None})
     for reopened in (False, True):
         if reopened:
             store.close()
@@ -89,7 +92,7 @@ def test_a_store_with_more_keys_than_the_filter_takes_reads_from_leveldb(
 ) -> None:
     store = _store(tmp_path / "db")
     writes: dict[bytes, bytes | None] = {b"k/%d" % index: b"v" for index in range(20)}
-    store.commit_block(dataclasses.replace(fake_commit(1), state_writes=writes))
+    commit_state_writes(store, 1, writes)
     store.close()
     monkeypatch.setattr(leveldb, "KeyFilter", lambda: KeyFilter(bits_log2=16, keys_max=5))
     store = LevelDbChainStore(tmp_path / "db")
@@ -121,12 +124,7 @@ def test_every_key_reads_as_the_model_says(
         store = _store(path)
         model: dict[bytes, bytes] = {b"g/1": b"genesis"}
         for height, (writes, reopen) in enumerate(blocks, start=1):
-            store.commit_block(dataclasses.replace(fake_commit(height), state_writes=writes))
-            for key, value in writes.items():
-                if value is None:
-                    model.pop(key, None)
-                else:
-                    model[key] = value
+            commit_state_writes(store, height, writes, model)
             if reopen:
                 store.close()
                 store = _store(path)

@@ -6,7 +6,6 @@ writes and deletes over a small key alphabet, then every kind of scan is compare
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -16,7 +15,11 @@ from hypothesis import strategies as st
 from storage.interface import ChainStore
 from storage.leveldb import LevelDbChainStore
 from storage.memory import MemoryChainStore
-from tests.storage.storage_helpers import GENESIS_APP_HASH, GENESIS_HASH, fake_commit
+from tests.storage.storage_helpers import (
+    GENESIS_APP_HASH,
+    GENESIS_HASH,
+    commit_state_writes,
+)
 
 state_keys = st.binary(min_size=1, max_size=3).map(lambda raw: bytes(b % 4 for b in raw))
 block_writes = st.dictionaries(state_keys, st.none() | st.binary(max_size=8), max_size=12)
@@ -46,12 +49,7 @@ def check_against_model(
     store.set_genesis(genesis_hash=GENESIS_HASH, app_hash=GENESIS_APP_HASH)
     model: dict[bytes, bytes] = {}
     for height, writes in enumerate(blocks, start=1):
-        store.commit_block(dataclasses.replace(fake_commit(height), state_writes=writes))
-        for key, value in writes.items():
-            if value is None:
-                model.pop(key, None)
-            else:
-                model[key] = value
+        commit_state_writes(store, height, writes, model)
     for key in {key for writes in blocks for key in writes}:
         assert store.state_get(key) == model.get(key)
     for prefix, start_after, limit in scans:
