@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from node.driver import BlockingWorker
+from node.blocking_worker import BlockingWorker
 from node.executor import BlockExecutor, ExecutedBlock
 from protocol.sealed import SealedBlock
 

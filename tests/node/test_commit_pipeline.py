@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 import pytest
 
 from consensus.types import NOTHING, EngineStatus, Event, NodeId, Output, Received, Tick
+from node.blocking_worker import BlockingWorker
 from node.commits import CommitPipeline
-from node.driver import BlockingWorker, EngineDriver
+from node.driver import EngineDriver
 from node.executor import BlockExecutor, ExecutedBlock
 from protocol.block import Block, make_block
 from protocol.crypto import ZERO_HASH, SigningKey
