@@ -140,7 +140,11 @@ class Engine(Protocol):
     """An engine may also offer `step_status() -> EngineStatus`: the same snapshot with
     `extra` left empty, which the driver reads after every step instead of `status()` (it
     needs round, leader, role and the proposal slot, and `extra`'s counters cost more than
-    the rest). RPC and metrics read the full `status()`."""
+    the rest). RPC and metrics read the full `status()`.
+
+    An engine that keeps blocks across a restart also offers `undecided_blocks() ->
+    tuple[Block, ...]`: those above its committed height that may still commit; the node
+    holds their txs out of its own proposals (node/custody.py)."""
 
     def step(self, event: Event) -> Output: ...
 

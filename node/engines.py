@@ -7,6 +7,7 @@ comes from genesis alone, never from local config.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from consensus.follower import FollowerConfig, FollowerEngine
@@ -19,6 +20,7 @@ from consensus.raft.engine import RaftEngine, RaftStateLost
 from consensus.solo import SoloConfig, SoloEngine
 from consensus.types import BlockExecuted, Engine, MessageCodec
 from node.genesis import Genesis
+from protocol.block import Block
 from protocol.crypto import ZERO_HASH, SigningKey
 from storage.interface import ChainStore
 
@@ -125,6 +127,14 @@ def build_engine(
         )
         return BuiltEngine(engine=engine, codec=None)
     raise EngineSetupError(f"consensus kind {kind!r} is not available in this build")
+
+
+def undecided_blocks(engine: Engine) -> tuple[Block, ...]:
+    """The blocks above the committed height an engine restored from its durable state and
+    may still commit (PBFT prepared certificates, Raft log entries); engines that keep none
+    (solo, follower) have no `undecided_blocks`. The node holds their txs at start."""
+    method: Callable[[], tuple[Block, ...]] | None = getattr(engine, "undecided_blocks", None)
+    return () if method is None else method()
 
 
 def _recent_executions(store: ChainStore, height: int, depth: int) -> list[BlockExecuted]:

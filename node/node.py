@@ -36,7 +36,7 @@ from node.commits import CommitPipeline
 from node.config import Config, load_config
 from node.custody import TxCustody
 from node.driver import EngineDriver
-from node.engines import EngineSetupError, build_engine
+from node.engines import EngineSetupError, build_engine, undecided_blocks
 from node.events import EventBus
 from node.executor import BlockExecutor, ExecutedBlock, StoreStateView
 from node.genesis import Genesis, load_genesis
@@ -171,6 +171,8 @@ class Node:
             standby_keeper=self.standby_keeper,
             committed_height=store.committed_height,
         )
+        for block in undecided_blocks(built.engine):
+            self.custody.hold_carried_txs(block)  # the pool did not survive a restart, the log did
         self.network = self._build_network(built.codec)
         self.bus = EventBus(
             subscriptions_max=config.rpc.max_subscription_clients * 5,

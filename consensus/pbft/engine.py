@@ -190,6 +190,21 @@ class PbftEngine:
             extra=extra,
         )
 
+    def undecided_blocks(self) -> tuple[Block, ...]:
+        """Blocks above the committed height that may still commit here: this view's
+        pre-prepares and the prepared certificates a new view re-proposes. After a restart
+        the node holds their txs out of its own proposals (node/custody.py), since only the
+        certificates survive it and a re-offered tx would otherwise be ordered again."""
+        blocks: dict[bytes, Block] = {}
+        for slot in self.log.slots():
+            if slot.seq <= self.committed_height:
+                continue
+            certified = None if slot.certificate is None else slot.certificate.pre_prepare
+            for pre_prepare in (slot.pre_prepare, certified):
+                if pre_prepare is not None:
+                    blocks.setdefault(pre_prepare.digest, pre_prepare.block)
+        return tuple(blocks.values())
+
     def check_invariants(self) -> None:
         """Runs after every step (assertions stay on in production), so each part is one
         tight pass: the log's own structure (log.py), then what ties the log to the votes

@@ -52,6 +52,7 @@ from consensus.types import (
     Received,
     Tick,
 )
+from protocol.block import Block
 from protocol.crypto import HASH_BYTES, SigningKey
 from protocol.seal import SEAL_LEADER, Seal
 from protocol.sealed import SealedBlock
@@ -210,6 +211,21 @@ class RaftEngine:
             in_flight=max(0, self.log.last_height - self.committed_height),
             extra=extra,
         )
+
+    def undecided_blocks(self) -> tuple[Block, ...]:
+        """The blocks of the log entries above the committed height: a leader of a later
+        term commits them once an entry of its own term commits. After a restart the node
+        holds their txs out of its own proposals (node/custody.py); the log survives the
+        restart, the pool does not, and a re-offered tx would otherwise be ordered again."""
+        log = self.log
+        blocks: list[Block] = []
+        index = log.last_index  # heights never fall along the log: walk back from the tip
+        while index > log.base.index and log.height_at(index) > self.committed_height:
+            block = log.entry(index).block
+            if block is not None:  # a no-op carries no txs
+                blocks.append(block)
+            index -= 1
+        return tuple(reversed(blocks))
 
     def proposal_slot(self) -> ProposalSlot | None:
         """Only a leader, not handing over, with its chain caught up, with the exec fields of

@@ -113,6 +113,31 @@ def test_restart_keeps_view_and_prepared_certificates() -> None:
     assert router.codec.certificate_invalid(certificate) is None
 
 
+def test_undecided_blocks_are_the_pre_prepared_and_certified_blocks_above_the_commit() -> None:
+    # The node holds these blocks' txs out of its own proposals; after a restart only the
+    # prepared certificates are left, and they still count (a new view re-proposes them).
+    router = Router(4)
+    router.run_blocks(1)
+    assert router.engine(1).undecided_blocks() == ()
+    router.drop = lambda source, target, message: isinstance(message, m.Commit)
+    prepared = router.propose(0)  # seq 2: prepares everywhere, commits nowhere
+    router.deliver_all()
+    router.drop = lambda source, target, message: True
+    pre_prepared = router.propose(0)  # seq 3: reaches no backup
+    assert router.engine(0).undecided_blocks() == (prepared, pre_prepared)
+    assert router.engine(1).undecided_blocks() == (prepared,)
+    router.crash(1)
+    router.restart(1)
+    assert router.engine(1).undecided_blocks() == (prepared,), "the certificate survives"
+    router.crash(0)
+    router.restart(0)
+    assert router.engine(0).undecided_blocks() == (prepared,), "the bare pre-prepare does not"
+    router.drop = lambda source, target, message: False
+    router.tick(40)  # a view change re-proposes seq 2; it commits
+    assert router.states[1].chain[1].block == prepared
+    assert all(engine.undecided_blocks() == () for engine in router.engines if engine)
+
+
 def test_lagging_replica_catches_up_and_rejects_a_forged_seal() -> None:
     # Catch-up: fetched blocks are committed only if every seal verifies.
     router = Router(4, checkpoint_interval=4, window=8)

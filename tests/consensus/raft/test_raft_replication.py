@@ -165,6 +165,39 @@ def test_leader_commits_earlier_term_entries_only_through_a_current_term_entry_5
     assert router.heights()[0] == 1, "index 2's block committed with the no-op"
 
 
+def test_undecided_blocks_are_the_log_blocks_above_the_commit_and_survive_a_restart() -> None:
+    """The node holds these blocks' txs out of its own proposals: the log survives a
+    restart, the pool does not, and a leader of a later term still commits them."""
+    router = Router(3)
+    router.elect(0)
+    first = router.propose(0)
+    router.deliver()
+    router.heartbeat(0)
+    assert router.heights() == [1, 1, 1]
+    assert router.engines[1].undecided_blocks() == ()
+    second = router.propose(0)
+    third = router.propose(0)
+    router.deliver(only=lambda sender, target, message: isinstance(message, m.AppendEntries))
+    assert first is not None
+    assert second is not None
+    assert third is not None
+    assert router.engines[0].undecided_blocks() == (second, third)
+    assert router.engines[1].undecided_blocks() == (second, third)
+    router.crash(1)
+    router.start(1)
+    assert router.engines[1].undecided_blocks() == (second, third)
+    router.crash(0)
+    for _ in range(200):  # until node 2's pre-vote no longer remembers leader 0
+        if router.engines[1].role == "leader":
+            break
+        router.tick(1)
+        router.tick(2)
+        router.deliver()
+    router.heartbeat(1)  # its term began with a no-op, which commits the earlier blocks
+    assert router.heights()[1:] == [3, 3]
+    assert router.engines[1].undecided_blocks() == ()
+
+
 def test_follower_commit_index_is_min_of_leader_commit_and_last_new_entry_figure_2_step_5() -> None:
     router = Router(3)
     router.elect(0)
