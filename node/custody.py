@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from consensus.types import EngineStatus
 from node import limits
+from node.carried import CarriedTxs
 from node.mempool import Mempool
 from node.network import NodeNetwork
 from node.standby import StandbyKeeper, StandbyStore
@@ -35,14 +36,15 @@ class TxCustody:
         mempool: Mempool,
         standby: StandbyStore,
         standby_keeper: StandbyKeeper,
+        carried: CarriedTxs,
         committed_height: Callable[[], int],
     ) -> None:
         self._mempool = mempool
         self._standby = standby
         self._standby_keeper = standby_keeper
+        self._carried = carried  # the pool and standby read it too (node/carried.py)
         self._committed_height = committed_height
         self._proposed: dict[int, tuple[float, tuple[bytes, ...]]] = {}  # height -> (t, txs)
-        self._held: dict[int, set[bytes]] = {}  # height -> txs held for others' proposals
 
     def note_proposed(self, height: int, at: float, tx_hashes: tuple[bytes, ...]) -> None:
         """Our own proposal at `height`, made at monotonic time `at`."""
@@ -55,18 +57,15 @@ class TxCustody:
 
     def hold_carried_txs(self, block: Block) -> None:
         """Txs in a block another validator proposed stay out of our own proposals until
-        that height commits, so a new primary or leader does not order them a second time."""
+        that height commits, so a new primary or leader does not order them a second time.
+        The hold is by hash: a copy that reaches the pool or standby later enters held."""
         committed = self._committed_height()
         if not committed < block.height <= committed + limits.held_heights_ahead_max:
             return  # already decided, or too far ahead to be honest work (bounded memory)
-        held = self._held.setdefault(block.height, set())
-        room = limits.held_txs_per_height_max - len(held)
-        hashes = [tx_hash for tx_hash in block.tx_hashes() if tx_hash not in held][:room]
-        # Only what `held` records is held: whatever is held must be given back if the
-        # block loses, or it would stay in flight for good.
-        held.update(hashes)
-        self._mempool.hold(hashes)
-        self._standby.hold(hashes)
+        recorded = self._carried.carry(block.height, block.tx_hashes())
+        if recorded:
+            self._mempool.hold(recorded)
+            self._standby.hold(recorded)
 
     def release_abandoned_proposals(self, height: int, committed: set[bytes]) -> None:
         """Our proposals, and blocks we held txs for, at or below a committed height that
@@ -74,30 +73,26 @@ class TxCustody:
         decided_proposals = [
             self._proposed.pop(h)[1] for h in sorted(self._proposed) if h <= height
         ]
-        decided_held = [self._held.pop(h) for h in sorted(self._held) if h <= height]
+        uncarried = self._carried.decide(height)
         lost_proposed = [h for hashes in decided_proposals for h in hashes if h not in committed]
-        lost_held = [h for held in decided_held for h in held if h not in committed]
+        lost_held = [h for h in uncarried if h not in committed]
         if not lost_proposed and not lost_held:
             return  # the usual case: the block we proposed or carried is the one that won
         # A tx may sit in blocks at several heights (competing proposals after a view change
         # or a new term): it stays out of our proposals while any undecided one carries it.
-        still_carried = self._undecided_hashes()
-        returned = [h for h in lost_proposed if h not in still_carried]
+        proposed = self._undecided_proposals()
+        carried = self._carried
+        returned = [h for h in lost_proposed if h not in proposed and h not in carried]
         if returned:
             self._mempool.return_txs(returned)
-        released = [h for h in lost_held if h not in still_carried]
+        released = [h for h in lost_held if h not in proposed]
         if released:
             self._mempool.return_txs(released)
             self._standby_keeper.released(released)
 
-    def _undecided_hashes(self) -> set[bytes]:
-        """Txs in blocks at heights not yet decided (our proposals and others' we carry)."""
-        undecided: set[bytes] = set()
-        for held in self._held.values():
-            undecided.update(held)
-        for _, hashes in self._proposed.values():
-            undecided.update(hashes)
-        return undecided
+    def _undecided_proposals(self) -> set[bytes]:
+        """Txs in our own proposals at heights not yet decided."""
+        return {h for _, hashes in self._proposed.values() for h in hashes}
 
     async def reoffer_stale_txs(
         self,

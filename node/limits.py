@@ -125,11 +125,9 @@ commit_queue_blocks_max = 64
 # broadcast_tx_commit callers waiting on one node (the RPC layer caps its own share lower).
 commit_waiters_max = 10_000
 
-# Txs of other validators' in-flight blocks held out of our proposals, per height: a block's
-# worth. Heights are bounded by the engine's window, so the total is bounded too.
+# Txs of other validators' in-flight blocks held out of our proposals (node/carried.py),
+# per height: four blocks' worth (competing blocks after view changes). Heights are bounded
+# by the engine's window, so the total is bounded too. Past the per-height bound a tx is not
+# held; execution still refuses a second copy of it as a replay.
 held_txs_per_height_max = 4 * protocol_limits.block_txs_max
 held_heights_ahead_max = 256  # >= the PBFT watermark window and the Raft in-flight window
-# Hashes of carried txs remembered before the tx itself arrives (Mempool.hold,
-# StandbyStore.hold): several blocks' worth, ~100 bytes each. Past it a late tx is not held
-# (counted); execution still refuses its second copy as a replay.
-carried_txs_max = 8 * protocol_limits.block_txs_max

@@ -37,7 +37,7 @@ import heapq
 import itertools
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -160,7 +160,6 @@ class _Counters:
     verifications: int = 0  # signature checks actually run (cache misses)
     added: int = 0
     evicted_expired: int = 0
-    carried_overflow: int = 0  # carried hashes not remembered: `carried_txs_max` reached
 
 
 def _accept_all(tx: Tx, next_height: int) -> TxResult:
@@ -179,6 +178,7 @@ class Mempool:
         pool_limits: MempoolLimits | None = None,
         admit: Admit = _accept_all,
         on_reject: Callable[[str], None] | None = None,
+        carried: Container[bytes] = frozenset(),
     ) -> None:
         self.chain_id = chain_id
         self.next_height = next_height
@@ -204,11 +204,11 @@ class Mempool:
         self._bytes = 0
         self._pending = 0
         self._seq = 0
-        # Hashes of txs in blocks other validators proposed whose height is not decided yet
-        # (`hold`), whether or not the tx is pooled: a tx that arrives *after* its carrier
-        # block (gossip slower than consensus, a client retrying at another node, a
-        # re-offer) enters in flight, so a new leader never orders it a second time.
-        self._carried: set[bytes] = set()
+        # Hashes of txs in blocks other validators proposed whose height is not decided yet,
+        # pooled or not (node/carried.py, kept by the custody): a tx that arrives *after*
+        # its carrier block (gossip slower than consensus, a client retrying at another
+        # node, a re-offer) enters in flight, so a new leader never orders it a second time.
+        self._carried = carried
 
     # --- queries -------------------------------------------------------------------------
 
@@ -528,29 +528,20 @@ class Mempool:
         self._pending -= 1
 
     def hold(self, tx_hashes: Iterable[bytes]) -> int:
-        """Take txs out of reach of `reap`: they sit in a block another validator proposed
-        (a PBFT pre-prepare, a Raft entry) that may still commit. Without this a new primary
-        or leader proposes them again and they land twice (the second copy executes as a
-        replay). Hashes not pooled yet are remembered (up to `carried_txs_max`), so the tx
-        enters in flight if it arrives later. `return_txs` puts them back if that block
-        never commits; `remove_committed` forgets them if it does. Returns how many pooled
-        txs were taken."""
+        """Take pooled txs out of reach of `reap`: they sit in a block another validator
+        proposed (a PBFT pre-prepare, a Raft entry) that may still commit. Without this a
+        new primary or leader proposes them again and they land twice (the second copy
+        executes as a replay). A tx not pooled yet enters in flight when it arrives, since
+        the custody's carried record (the pool's `carried`) holds its hash. `return_txs`
+        puts them back if that block never commits; `remove_committed` drops them if it
+        does. Returns how many pooled txs were taken."""
         held = 0
-        carried = self._carried
         for tx_hash in tx_hashes:
-            if len(carried) < limits.carried_txs_max:
-                carried.add(tx_hash)
-            else:
-                self.counters.carried_overflow += 1
             entry = self._entries.get(tx_hash)
             if entry is not None and not entry.in_flight:
                 self._take_in_flight(entry)
                 held += 1
         return held
-
-    def is_carried(self, tx_hash: bytes) -> bool:
-        """Whether `hold` took this hash for a block whose height is not decided yet."""
-        return tx_hash in self._carried
 
     def return_txs(self, tx_hashes: Iterable[bytes]) -> int:
         """Put in-flight txs back (their proposal was abandoned), in arrival order. Txs
@@ -558,7 +549,6 @@ class Mempool:
         returned = 0
         touched: set[bytes] = set()
         for tx_hash in tx_hashes:
-            self._carried.discard(tx_hash)
             entry = self._entries.get(tx_hash)
             if entry is None or not entry.in_flight:
                 continue
@@ -584,10 +574,8 @@ class Mempool:
         next height and evict txs that expired. Returns how many txs left the pool."""
         removed = 0
         signers = self._per_signer_count
-        carried = self._carried
         for tx in txs:
             tx_hash = tx.hash()
-            carried.discard(tx_hash)
             if self._drop(tx_hash) is not None:
                 removed += 1  # its (signer, nonce) was its own: no other tx can hold it
             elif tx.signer in signers:  # else no pooled tx can share its (signer, nonce)
@@ -668,6 +656,5 @@ class Mempool:
             assert height in live_heights, "expiry bucket missing from the heap"
             for tx_hash in bucket:
                 assert self._entries[tx_hash].tx.expiry_height == height
-        assert len(self._carried) <= limits.carried_txs_max
         assert len(self._entries) <= self.limits.max_txs
         assert self._bytes <= self.limits.max_bytes

@@ -32,6 +32,7 @@ from consensus.types import (
 )
 from node import limits
 from node.api import CommittedTx, SubmitResult, TxProof
+from node.carried import CarriedTxs
 from node.commits import CommitPipeline
 from node.config import Config, load_config
 from node.custody import TxCustody
@@ -88,6 +89,9 @@ class Node:
         self.reader = ChainReader(store)
         self._state = StoreStateView(store)
         height = store.committed_height()
+        # Txs of others' undecided blocks: the custody records them, the pool and standby
+        # keep them (and copies that arrive later) out of our proposals (node/carried.py).
+        self.carried = CarriedTxs(per_height_max=limits.held_txs_per_height_max)
         self.mempool = Mempool(
             chain_id=genesis.chain_id,
             next_height=height + 1,
@@ -100,6 +104,7 @@ class Node:
             ),
             admit=self._admit,
             on_reject=self.metrics.mempool_rejected,
+            carried=self.carried,
         )
         self._rng = random.Random(int.from_bytes(os.urandom(8), "big"))
         built = build_engine(
@@ -149,6 +154,7 @@ class Node:
             txs_max=limits.standby_txs_max,
             bytes_max=limits.standby_bytes_max,
             on_evict=self._forget_in_gossip,
+            carried=self.carried,
         )
         self.standby_keeper = StandbyKeeper(
             self.standby,
@@ -169,6 +175,7 @@ class Node:
             mempool=self.mempool,
             standby=self.standby,
             standby_keeper=self.standby_keeper,
+            carried=self.carried,
             committed_height=store.committed_height,
         )
         for block in undecided_blocks(built.engine):

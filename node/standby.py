@@ -34,12 +34,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Container, Iterable
 from dataclasses import dataclass
 
 import msgspec
 
-from node import limits
 from node.mempool import Admission, Mempool
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,14 @@ class StandbyStore:
     """hash -> raw tx in arrival order, bounded by count and bytes. Not thread-safe: the
     node's event loop owns it."""
 
-    def __init__(self, *, txs_max: int, bytes_max: int, on_evict: OnEvict | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        txs_max: int,
+        bytes_max: int,
+        on_evict: OnEvict | None = None,
+        carried: Container[bytes] = frozenset(),
+    ) -> None:
         assert txs_max >= 1
         assert bytes_max >= 1
         self.txs_max = txs_max
@@ -80,7 +86,7 @@ class StandbyStore:
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._bytes = 0
         self._seq = 0
-        self._carried: set[bytes] = set()  # held hashes, arrived or not (see `hold`)
+        self._carried = carried  # held hashes, arrived or not (node/carried.py)
         self.counters = StandbyCounters()
 
     def __len__(self) -> int:
@@ -121,13 +127,11 @@ class StandbyStore:
 
     def hold(self, tx_hashes: Iterable[bytes]) -> int:
         """Mark entries as carried by another validator's block: not promoted until
-        released or removed. Hashes not kept yet are remembered (up to `carried_txs_max`),
-        so the tx is held if it arrives later. Returns how many entries were marked."""
+        released or removed. A tx not kept yet is held when it arrives, since the
+        custody's carried record (`carried`) holds its hash. Returns how many entries
+        were marked."""
         held = 0
-        carried = self._carried
         for tx_hash in tx_hashes:
-            if len(carried) < limits.carried_txs_max:
-                carried.add(tx_hash)
             entry = self._entries.get(tx_hash)
             if entry is not None and not entry.held:
                 entry.held = True
@@ -138,7 +142,6 @@ class StandbyStore:
         """The block that held these entries lost its height: they may be promoted again."""
         released = 0
         for tx_hash in tx_hashes:
-            self._carried.discard(tx_hash)
             entry = self._entries.get(tx_hash)
             if entry is not None and entry.held:
                 entry.held = False
@@ -149,7 +152,6 @@ class StandbyStore:
         """Drop entries whose block committed; returns how many were dropped."""
         removed = 0
         for tx_hash in tx_hashes:
-            self._carried.discard(tx_hash)
             entry = self._entries.pop(tx_hash, None)
             if entry is not None:
                 self._bytes -= len(entry.raw)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
+from node.carried import CarriedTxs
 from node.custody import TxCustody
 from node.mempool import Mempool
 from node.standby import StandbyKeeper, StandbyStore
@@ -49,8 +50,9 @@ class Harness:
 
     def __init__(self) -> None:
         self.committed = 1
-        self.mempool = Mempool(chain_id=CHAIN, next_height=2)
-        self.standby = StandbyStore(txs_max=100, bytes_max=1 << 20)
+        self.carried = CarriedTxs(per_height_max=100)
+        self.mempool = Mempool(chain_id=CHAIN, next_height=2, carried=self.carried)
+        self.standby = StandbyStore(txs_max=100, bytes_max=1 << 20, carried=self.carried)
         self.keeper = StandbyKeeper(
             self.standby,
             mempool=self.mempool,
@@ -63,6 +65,7 @@ class Harness:
             mempool=self.mempool,
             standby=self.standby,
             standby_keeper=self.keeper,
+            carried=self.carried,
             committed_height=lambda: self.committed,
         )
 
@@ -73,6 +76,7 @@ class Harness:
         self.standby.remove(hashes)
         self.custody.release_abandoned_proposals(height, set(hashes))
         self.mempool.check_invariants()
+        self.carried.check_invariants()
 
     def reap(self) -> list[Tx]:
         return self.mempool.reap(max_txs=100, max_bytes=1 << 20)
@@ -86,7 +90,7 @@ def test_a_tx_admitted_after_its_carrier_block_is_not_proposed_again() -> None:
     assert node.reap() == [], "the carrier block may still commit: not ours to order"
     node.commit(2, (late,))
     assert late.hash() not in node.mempool
-    assert not node.mempool.is_carried(late.hash())
+    assert late.hash() not in node.carried
 
 
 def test_a_late_tx_comes_back_when_its_carrier_block_loses_the_height() -> None:

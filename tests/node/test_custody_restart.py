@@ -79,7 +79,7 @@ async def test_a_restarted_follower_holds_the_txs_of_its_uncommitted_log_entries
     node = await net.start_node(0)  # alone: it stays a follower, the entry stays undecided
     try:
         assert node.driver.status().in_flight == 1
-        assert node.mempool.is_carried(carried.hash())
+        assert carried.hash() in node.carried
         assert (await node.submit_tx(carried.encode())).code == 0  # re-offered after restart
         assert (await node.submit_tx(fresh.encode())).code == 0
         assert len(node.mempool) == 2
