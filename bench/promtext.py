@@ -120,10 +120,46 @@ def delta(before: Scrape, after: Scrape, name: str) -> float:
     return after.total(name) - before.total(name)
 
 
-def run_figures(before: Scrape, after: Scrape) -> dict[str, float | dict[str, float]]:
-    """Counters' growth over the run, and per-block ratios (messages and bytes per block)."""
+def histogram_quantile(before: Scrape, after: Scrape, name: str, quantile: float) -> float | None:
+    """The `quantile` of what histogram `name` observed between the scrapes, interpolated
+    linearly within a bucket as PromQL's histogram_quantile does (so only as fine as the
+    buckets); None if it observed nothing. An answer past the last finite bucket is that
+    bound (Prometheus does the same)."""
+    assert 0.0 < quantile < 1.0
+    grown: dict[float, float] = {}
+    for (sample_name, labels), value in after.samples.items():
+        if sample_name != name + "_bucket":
+            continue
+        bound_text = dict(labels).get("le")
+        try:
+            bound = float(bound_text) if bound_text is not None else None
+        except ValueError:
+            bound = None
+        if bound is None:
+            continue
+        start = before.samples.get((sample_name, labels), 0.0)
+        grown[bound] = grown.get(bound, 0.0) + max(0.0, value - start)
+    buckets = sorted(grown.items())
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = quantile * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower
+            share = (rank - below) / (count - below) if count > below else 1.0
+            return lower + (bound - lower) * share
+        lower, below = bound, count
+    return lower
+
+
+def run_figures(before: Scrape, after: Scrape) -> dict[str, float | dict[str, float] | None]:
+    """Counters' growth over the run, per-block ratios (messages and bytes per block), and
+    where a block's time goes on this node: from its proposal to its commit (a node's
+    own proposals: the primary's or leader's blocks) and its synced store write."""
     blocks = delta(before, after, PREFIX + "consensus_block_txs_count")
-    figures: dict[str, float | dict[str, float]] = {
+    figures: dict[str, float | dict[str, float] | None] = {
         "blocks": blocks,
         "block_txs_sum": delta(before, after, PREFIX + "consensus_block_txs_sum"),
         "view_changes": delta(before, after, PREFIX + "consensus_view_changes_total"),
@@ -141,10 +177,18 @@ def run_figures(before: Scrape, after: Scrape) -> dict[str, float | dict[str, fl
     per_block = max(blocks, 1.0)
     figures["consensus_messages_per_block"] = _number(figures["consensus_messages"]) / per_block
     figures["p2p_bytes_sent_per_block"] = _number(figures["p2p_bytes_sent"]) / per_block
+    for figure, histogram in (
+        ("propose_to_commit", "consensus_commit_seconds"),
+        ("store_commit", "storage_commit_seconds"),
+    ):
+        for quantile, suffix in ((0.5, "p50_s"), (0.99, "p99_s")):
+            figures[f"{figure}_{suffix}"] = histogram_quantile(
+                before, after, PREFIX + histogram, quantile
+            )
     return figures
 
 
-def _number(value: float | dict[str, float]) -> float:
+def _number(value: float | dict[str, float] | None) -> float:
     assert isinstance(value, float)
     return value
 

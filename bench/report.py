@@ -181,8 +181,8 @@ def _nodes_table(nodes: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
         "",
         "| node | CPU s | CPU ms/tx | RSS MiB (max) | blocks | msgs/block | p2p KiB/block "
-        "| view changes |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| view changes | own proposal → commit p50 / p99 ms | store write p50 / p99 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, entry in nodes.items():
         metrics = entry.get("metrics") or {}
@@ -194,7 +194,11 @@ def _nodes_table(nodes: dict[str, dict[str, Any]]) -> list[str]:
             f"| {_num(rss / 2**20 if rss else None)} | {_num(metrics.get('blocks'), 0)} "
             f"| {_num(metrics.get('consensus_messages_per_block'))} "
             f"| {_num(kib / 1024 if kib is not None else None)} "
-            f"| {_num(metrics.get('view_changes'), 0)} |"
+            f"| {_num(metrics.get('view_changes'), 0)} "
+            f"| {_ms(metrics.get('propose_to_commit_p50_s'))} / "
+            f"{_ms(metrics.get('propose_to_commit_p99_s'))} "
+            f"| {_ms(metrics.get('store_commit_p50_s'))} / "
+            f"{_ms(metrics.get('store_commit_p99_s'))} |"
         )
     return [*lines, ""]
 

@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 SCHEMA_NAME = "seoulchain-bench"
 SCHEMA_VERSION = 1
 # Additions within version 1 (readers ignore unknown fields): 1 = `minor_version`, `setup`,
-# `signing.mix`, `runs[].kinds`, `runs[].execution` (--mix, issue 7).
-SCHEMA_MINOR_VERSION = 1
+# `signing.mix`, `runs[].kinds`, `runs[].execution` (--mix, issue 7); 2 = per node
+# `metrics.propose_to_commit_p50_s` / `_p99_s` and `metrics.store_commit_p50_s` / `_p99_s`.
+SCHEMA_MINOR_VERSION = 2
 REQUIRED_TOP_LEVEL = (
     "schema",
     "version",

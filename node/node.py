@@ -429,7 +429,9 @@ class Node:
             metrics.consensus_block_interval_seconds.observe(now - self._last_commit_monotonic)
         self._last_commit_monotonic = now
         proposed_at = self.custody.proposed_at(block.height)
-        if proposed_at is not None:
+        if proposed_at is not None and block.header.proposer == self.key.public_key:
+            # Our block won its height. A PBFT backup's empty "txs wait here" proposal
+            # (node/producer.py) never commits: its height is not counted.
             metrics.consensus_commit_seconds.observe(now - proposed_at)
         metrics.storage_commit_seconds.observe(executed.store_seconds)
         metrics.mempool_size.set(self.mempool.pending_count())

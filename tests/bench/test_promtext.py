@@ -60,3 +60,39 @@ def test_run_figures_are_counter_growth_and_per_block_ratios() -> None:
     assert figures["p2p_bytes_sent_per_block"] == pytest.approx(250.0)
     assert figures["consensus_messages_per_block"] == pytest.approx(3.0)
     assert figures["rejected_by_reason"] == {"expired": 2.0, "full": 3.0}
+    assert figures["propose_to_commit_p50_s"] is None, "the node proposed nothing"
+
+
+def commit_histogram(observations: list[float]) -> promtext.Scrape:
+    """A real prometheus_client exposition of the node's commit histogram and buckets."""
+    registry = CollectorRegistry()
+    histogram = Histogram(
+        "seoulchain_consensus_commit_seconds",
+        "c",
+        buckets=(0.01, 0.02, 0.05, 0.1),
+        registry=registry,
+    )
+    for seconds in observations:
+        histogram.observe(seconds)
+    return promtext.parse(generate_latest(registry).decode())
+
+
+def test_histogram_quantile_covers_only_what_the_run_observed() -> None:
+    warm_up = [0.5] * 50  # before the run: slow, and must not count
+    before = commit_histogram(warm_up)
+    after = commit_histogram(warm_up + [0.015] * 60 + [0.03] * 30 + [0.07] * 10)
+    name = "seoulchain_consensus_commit_seconds"
+    # 100 run observations: 60 in (0.01, 0.02], 30 in (0.02, 0.05], 10 in (0.05, 0.1].
+    assert promtext.histogram_quantile(before, after, name, 0.5) == pytest.approx(
+        0.01 + 0.01 * 50 / 60
+    )
+    assert promtext.histogram_quantile(before, after, name, 0.9) == pytest.approx(0.05)
+    assert promtext.histogram_quantile(before, after, name, 0.99) == pytest.approx(
+        0.05 + 0.05 * 9 / 10
+    )
+    assert promtext.histogram_quantile(before, before, name, 0.5) is None
+    beyond = commit_histogram(warm_up + [3.0] * 10)
+    assert promtext.histogram_quantile(before, beyond, name, 0.5) == 0.1, "last finite bound"
+    figures = promtext.run_figures(before, after)
+    assert figures["propose_to_commit_p50_s"] == pytest.approx(0.01 + 0.01 * 50 / 60)
+    assert figures["store_commit_p99_s"] is None

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client import Histogram
 
 from protocol.tx import sign_tx
 from services.notary import encode_anchor
@@ -25,6 +26,16 @@ async def _wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
             return True
         await asyncio.sleep(0.05)
     return predicate()
+
+
+def _observations(histogram: Histogram) -> int:
+    (count,) = [
+        sample.value
+        for metric in histogram.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_count")
+    ]
+    return int(count)
 
 
 async def test_four_validators_commit_the_same_chain(tmp_path: Path) -> None:
@@ -56,6 +67,21 @@ async def test_four_validators_commit_the_same_chain(tmp_path: Path) -> None:
             apps = {n.store.app_hash(height) for n in nodes}
             assert len(hashes) == 1, f"fork at height {height}"
             assert len(apps) == 1, f"app hash diverged at height {height}"
+
+        # Proposal-to-commit time counts the blocks a node proposed and that committed:
+        # the primary's. A backup's empty "txs wait here" proposals never commit.
+        def proposed_and_observed() -> list[tuple[int, int]]:
+            counts = []
+            for node, key in zip(nodes, net.keys, strict=True):
+                sealed = [node.sealed_block(h) for h in range(1, node.latest_height() + 1)]
+                own = sum(1 for b in sealed if b and b.block.header.proposer == key.public_key)
+                counts.append((own, _observations(node.metrics.consensus_commit_seconds)))
+            return counts
+
+        assert await _wait(lambda: all(p == o for p, o in proposed_and_observed()), 10), (
+            proposed_and_observed()
+        )
+        assert proposed_and_observed()[0][0] >= 1, "the primary's blocks are counted"
     finally:
         for node in nodes:
             await node.stop()
