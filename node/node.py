@@ -559,11 +559,14 @@ class Node:
         return self.reader.result_proof(tx_hash, pipeline_depth=depth)
 
     def query(self, path: str, params: Mapping[str, str]) -> QueryResult:
-        height = self.store.committed_height()
-        result = self.app.query(path, params, self._state)
+        # One snapshot for the whole query: the executor thread may commit a block while
+        # it reads, and a query of several keys (two balances, a document and its
+        # revocation) must not see half of that block. The answer names its height.
+        with self.store.state_snapshot() as snapshot:
+            result = self.app.query(path, params, snapshot)
         # Services cannot see the committed height; a service that knows better (a
         # historical read) fills it in itself.
-        return result if result.height else dataclasses.replace(result, height=height)
+        return result if result.height else dataclasses.replace(result, height=snapshot.height)
 
     def event_bus(self) -> EventBus:
         return self.bus

@@ -41,6 +41,26 @@ class BlockCommit:
     unindexed_txs: frozenset[int] = frozenset()
 
 
+class StateSnapshot(Protocol):
+    """The committed service state at one height, unchanged by later commits: a reader of
+    several keys (a query) sees one height, never part of a block committed meanwhile.
+    A `services.interface.StateView`; release it with `close` or a `with` block."""
+
+    height: int
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def scan(
+        self, prefix: bytes, *, start_after: bytes | None = None, limit: int
+    ) -> Iterator[tuple[bytes, bytes]]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> StateSnapshot: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
 class ChainStore(Protocol):
     def committed_height(self) -> int: ...
 
@@ -76,6 +96,10 @@ class ChainStore(Protocol):
         self, prefix: bytes, *, start_after: bytes | None = None, limit: int
     ) -> Iterator[tuple[bytes, bytes]]:
         """Keys with `prefix` in ascending order, after `start_after`, at most `limit`."""
+        ...
+
+    def state_snapshot(self) -> StateSnapshot:
+        """The committed state and its height as they are now (see StateSnapshot)."""
         ...
 
     def set_genesis(

@@ -100,6 +100,12 @@ class LevelDbChainStore:
             return None  # never held (storage/key_filter.py): no LevelDB read
         return self._get(keys.STATE + key)
 
+    def state_snapshot(self) -> LevelDbStateSnapshot:
+        """The committed state as it is now, for a reader of several keys (a query): a
+        LevelDB snapshot, so a block committed meanwhile stays invisible to it."""
+        self._require_open()
+        return LevelDbStateSnapshot(self._db.snapshot(), self._state_keys)
+
     def state_may_hold(self, key: bytes) -> bool:
         self._require_open()
         return type(key) is not bytes or self._state_keys.may_hold(key)
@@ -114,25 +120,7 @@ class LevelDbChainStore:
         """
         rules.check_scan(prefix, start_after, limit)
         self._require_open()
-        start = keys.STATE + prefix
-        include_start = True
-        if start_after is not None and keys.STATE + start_after >= start:
-            start, include_start = keys.STATE + start_after, False
-        stop = keys.prefix_upper_bound(keys.STATE + prefix)
-        page: list[tuple[bytes, bytes]] = []
-        if limit == 0:
-            return iter(page)
-        with (
-            _translated("scanning service state"),
-            self._db.iterator(
-                start=start, stop=stop, include_start=include_start, verify_checksums=True
-            ) as iterator,
-        ):
-            for key, stored in iterator:
-                page.append((key[1:], open_value(key, stored)))
-                if len(page) >= limit:
-                    break
-        return iter(page)
+        return _state_page(self._db, prefix, start_after, limit)
 
     def genesis_hash(self) -> bytes | None:
         self._require_open()
@@ -231,15 +219,7 @@ class LevelDbChainStore:
         db = self._db
         if db is None:
             self._require_open()  # raises
-        try:
-            stored = db.get(key, verify_checksums=True)
-        except plyvel.CorruptionError as error:
-            raise CorruptionError(
-                f"LevelDB corruption reading {keys.describe(key)}: {error_text(error)}"
-            ) from error
-        except plyvel.Error as error:
-            raise StorageError(f"cannot read {keys.describe(key)}: {error_text(error)}") from error
-        return None if stored is None else open_value(key, stored)
+        return _read(db, key)
 
     def _write(self, batch: Any, what: str) -> None:
         try:
@@ -248,6 +228,86 @@ class LevelDbChainStore:
         except StorageError as error:
             log.error("%s", error)
             raise
+
+
+class LevelDbStateSnapshot:
+    """Service state at one committed height (`height`), unchanged by later commits.
+    Reads are checked as the store's are; `close` (or leaving a `with`) releases the
+    snapshot, which otherwise pins old versions of the keys in LevelDB."""
+
+    def __init__(self, snapshot: Any, state_keys: KeyFilter) -> None:
+        self._snapshot: Any = snapshot
+        self._state_keys = state_keys  # keys never held then are not held now either
+        raw = _read(snapshot, keys.META_HEIGHT)
+        if raw is None:
+            raise CorruptionError("the committed height record is missing")
+        self.height = _decode(keys.decode_height, raw, "committed height")
+
+    def __enter__(self) -> LevelDbStateSnapshot:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def get(self, key: bytes) -> bytes | None:
+        rules.check_key("state", key)
+        if type(key) is bytes and not self._state_keys.may_hold(key):
+            return None
+        return _read(self._open(), keys.STATE + key)
+
+    def scan(
+        self, prefix: bytes, *, start_after: bytes | None = None, limit: int
+    ) -> Iterator[tuple[bytes, bytes]]:
+        rules.check_scan(prefix, start_after, limit)
+        return _state_page(self._open(), prefix, start_after, limit)
+
+    def close(self) -> None:
+        if self._snapshot is not None:
+            self._snapshot.close()
+            self._snapshot = None
+
+    def _open(self) -> Any:
+        if self._snapshot is None:
+            raise StorageError("state snapshot is closed")
+        return self._snapshot
+
+
+def _read(reader: Any, key: bytes) -> bytes | None:
+    """One checked read from the database or a snapshot of it (plyvel gives both `get`)."""
+    try:
+        stored = reader.get(key, verify_checksums=True)
+    except plyvel.CorruptionError as error:
+        raise CorruptionError(
+            f"LevelDB corruption reading {keys.describe(key)}: {error_text(error)}"
+        ) from error
+    except plyvel.Error as error:
+        raise StorageError(f"cannot read {keys.describe(key)}: {error_text(error)}") from error
+    return None if stored is None else open_value(key, stored)
+
+
+def _state_page(
+    reader: Any, prefix: bytes, start_after: bytes | None, limit: int
+) -> Iterator[tuple[bytes, bytes]]:
+    """A checked page of state keys (see `state_scan`) from the database or a snapshot."""
+    start = keys.STATE + prefix
+    include_start = True
+    if start_after is not None and keys.STATE + start_after >= start:
+        start, include_start = keys.STATE + start_after, False
+    stop = keys.prefix_upper_bound(keys.STATE + prefix)
+    page: list[tuple[bytes, bytes]] = []
+    if limit == 0:
+        return iter(page)
+    with (
+        _translated("scanning service state"),
+        reader.iterator(
+            start=start, stop=stop, include_start=include_start, verify_checksums=True
+        ) as iterator,
+    ):
+        for key, stored in iterator:
+            page.append((key[1:], open_value(key, stored)))
+            if len(page) >= limit:
+                break
+    return iter(page)
 
 
 @contextmanager

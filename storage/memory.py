@@ -129,19 +129,16 @@ class MemoryChainStore:
         """Keys with `prefix` in ascending order, after `start_after`, at most `limit`."""
         rules.check_scan(prefix, start_after, limit)
         disk = self._open_disk()
-        ordered = disk.state_keys_sorted
-        if start_after is not None and start_after >= prefix:
-            position = bisect.bisect_right(ordered, start_after)
-        else:
-            position = bisect.bisect_left(ordered, prefix)
-        page: list[tuple[bytes, bytes]] = []
-        while position < len(ordered) and len(page) < limit:
-            key = ordered[position]
-            if not key.startswith(prefix):
-                break
-            page.append((key, disk.state[key]))
-            position += 1
-        return iter(page)
+        return _state_page(disk.state, disk.state_keys_sorted, prefix, start_after, limit)
+
+    def state_snapshot(self) -> MemoryStateSnapshot:
+        """The committed state as it is now (a copy: tests and the simulator hold little)."""
+        disk = self._open_disk()
+        return MemoryStateSnapshot(
+            height=disk.committed_height,
+            state=dict(disk.state),
+            keys_sorted=list(disk.state_keys_sorted),
+        )
 
     def genesis_hash(self) -> bytes | None:
         genesis = self._open_disk().genesis
@@ -239,6 +236,62 @@ class MemoryChainStore:
         if not 0 <= height <= keys.height_max:
             return None
         return disk.blocks.get(height)
+
+
+class MemoryStateSnapshot:
+    """Service state at one committed height (`height`), unchanged by later commits."""
+
+    def __init__(self, *, height: int, state: dict[bytes, bytes], keys_sorted: list[bytes]) -> None:
+        self.height = height
+        self._state = state
+        self._keys_sorted = keys_sorted
+        self._closed = False
+
+    def __enter__(self) -> MemoryStateSnapshot:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def get(self, key: bytes) -> bytes | None:
+        rules.check_key("state", key)
+        self._require_open()
+        return self._state.get(key)
+
+    def scan(
+        self, prefix: bytes, *, start_after: bytes | None = None, limit: int
+    ) -> Iterator[tuple[bytes, bytes]]:
+        rules.check_scan(prefix, start_after, limit)
+        self._require_open()
+        return _state_page(self._state, self._keys_sorted, prefix, start_after, limit)
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise StorageError("state snapshot is closed")
+
+
+def _state_page(
+    state: Mapping[bytes, bytes],
+    ordered: Sequence[bytes],
+    prefix: bytes,
+    start_after: bytes | None,
+    limit: int,
+) -> Iterator[tuple[bytes, bytes]]:
+    if start_after is not None and start_after >= prefix:
+        position = bisect.bisect_right(ordered, start_after)
+    else:
+        position = bisect.bisect_left(ordered, prefix)
+    page: list[tuple[bytes, bytes]] = []
+    while position < len(ordered) and len(page) < limit:
+        key = ordered[position]
+        if not key.startswith(prefix):
+            break
+        page.append((key, state[key]))
+        position += 1
+    return iter(page)
 
 
 def _apply_state_write(disk: MemoryDisk, key: bytes, value: bytes | None) -> None:

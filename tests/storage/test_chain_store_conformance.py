@@ -173,6 +173,33 @@ def test_state_scan_pages_through_everything(store: ChainStore) -> None:
     assert seen == sorted(writes)
 
 
+def test_a_state_snapshot_keeps_its_height_while_blocks_commit(store: ChainStore) -> None:
+    """A query reads several keys: the snapshot it reads through must show one height."""
+    commit_state_writes(store, 1, {b"acct/a": b"10", b"acct/b": b"0", b"gone": b"x"})
+    with store.state_snapshot() as snapshot:
+        assert snapshot.height == 1
+        commit_state_writes(store, 2, {b"acct/a": b"3", b"acct/b": b"7", b"gone": None})
+        commit_state_writes(store, 3, {b"acct/c": b"1"})
+        assert snapshot.height == 1
+        assert snapshot.get(b"acct/a") == b"10"
+        assert snapshot.get(b"gone") == b"x"
+        assert snapshot.get(b"acct/c") is None
+        assert list(snapshot.scan(b"acct/", limit=10)) == [(b"acct/a", b"10"), (b"acct/b", b"0")]
+        assert list(snapshot.scan(b"acct/", start_after=b"acct/a", limit=10)) == [(b"acct/b", b"0")]
+        with pytest.raises(StorageError):
+            snapshot.get(b"")
+    with pytest.raises(StorageError):
+        snapshot.get(b"acct/a")  # closed on leaving the block
+    assert store.state_get(b"acct/a") == b"3"
+    with store.state_snapshot() as later:
+        assert later.height == 3
+        assert [key for key, _ in later.scan(b"acct/", limit=10)] == [
+            b"acct/a",
+            b"acct/b",
+            b"acct/c",
+        ]
+
+
 def test_consensus_state_round_trip(backend: Backend) -> None:
     opened = backend.open()
     opened.consensus_write([(b"view", b"\x00\x07"), (b"vote/1", b"a"), (b"vote/2", b"b")])
