@@ -98,14 +98,12 @@ def run_cli(arguments: list[str], *, timeout_s: float = CLI_TIMEOUT_S) -> str:
 
 def free_base_port(nodes: int, *, rng: random.Random) -> int:
     """A base port P such that P + 10i + {0, 1, 2} are all free on 127.0.0.1 right now,
-    outside the kernel's ephemeral range (bench/ports.py says why)."""
-    start, stop = ports.listen_range()
-    for _ in range(PORT_ATTEMPTS_MAX):
-        base = rng.randrange(start, stop - PORTS_PER_NODE * nodes, 10)
-        wanted = [base + PORTS_PER_NODE * i + k for i in range(nodes) for k in range(3)]
-        if all(ports.port_free(port) for port in wanted):
-            return base
-    raise ClusterError(f"no free block of {nodes * PORTS_PER_NODE} ports found")
+    outside the kernel's ephemeral range and not handed out before (bench/ports.py says why)."""
+    offsets = [PORTS_PER_NODE * i + k for i in range(nodes) for k in range(3)]
+    try:
+        return ports.free_pattern(offsets, rng=rng, step=PORTS_PER_NODE, attempts=PORT_ATTEMPTS_MAX)
+    except OSError as exc:
+        raise ClusterError(f"no free block of {nodes * PORTS_PER_NODE} ports found") from exc
 
 
 def launch(

@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -22,6 +21,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench import ports
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +79,6 @@ def scrape_config(targets: list[str], *, job: str = "seoulchain") -> str:
         "      - targets: [" + ", ".join(json.dumps(t) for t in targets) + "]",
     ]
     return "\n".join(lines) + "\n"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(slots=True)
@@ -161,7 +155,7 @@ def start(directory: Path, targets: list[str]) -> PrometheusServer:
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "prometheus.yml"
     config.write_text(scrape_config(targets), encoding="utf-8")
-    port = free_port()
+    port = ports.free_listen_port()  # outside the ephemeral range, not a node's port
     log_file = (directory / "prometheus.log").open("ab")
     with log_file:
         process = subprocess.Popen(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cluster
+from bench import cluster, ports
 from node.cli_init import make_testnet
 
 
@@ -58,15 +58,33 @@ class ScriptedRandom(random.Random):
         return next(self._bases)
 
 
+def unclaimed_free_bases(count: int) -> list[int]:
+    """Bases whose two-node port blocks are free and not handed out yet, left unclaimed."""
+    start, stop = ports.listen_range()
+    bases = []
+    for base in range(stop - 100, start, -100):
+        block = [base + offset for offset in range(13)]
+        if all(ports.port_free(port) and not ports.claimed(port) for port in block):
+            bases.append(base)
+            if len(bases) == count:
+                return bases
+    raise AssertionError("no free port blocks")
+
+
 def test_free_base_port_skips_a_block_with_a_port_in_use() -> None:
-    busy_block = cluster.free_base_port(2, rng=random.Random(1))
-    other_block = cluster.free_base_port(2, rng=random.Random(2))
-    assert busy_block != other_block
+    busy_block, other_block = unclaimed_free_bases(2)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", busy_block + 10 + 1))  # node 1's rpc port
         holder.listen()
         chosen = cluster.free_base_port(2, rng=ScriptedRandom([busy_block, other_block]))
     assert chosen == other_block
+
+
+def test_free_base_port_skips_a_block_it_handed_out_before() -> None:
+    """Nothing listens on a block handed out a moment ago, yet its nodes will: not again."""
+    first, second = unclaimed_free_bases(2)
+    assert cluster.free_base_port(2, rng=ScriptedRandom([first])) == first
+    assert cluster.free_base_port(2, rng=ScriptedRandom([first, second])) == second
 
 
 def test_clear_previous_removes_only_a_stopped_cluster_the_bench_made(tmp_path: Path) -> None:
