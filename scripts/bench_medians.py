@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -53,6 +54,7 @@ def _run_once(setup: str, index: int, args: argparse.Namespace) -> dict[str, obj
         *BENCH,
         "--consensus", consensus, "--nodes", nodes, "--rate", rate,
         "--duration", str(args.duration), "--out", str(out), "--no-progress",
+        "--txs-max", str(math.ceil(float(rate) * args.duration)),  # load the whole duration
     ]  # fmt: skip
     if args.no_plots:
         command.append("--no-plots")
