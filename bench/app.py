@@ -341,8 +341,8 @@ def run_bench(args: argparse.Namespace) -> int:
         signed = sign(args, cluster, plan)
         document["signing"] = signed.section
         document["cluster"]["consensus"] = document["signing"]["consensus"]
-        # uvloop, as the nodes run: the load generator shares the cores with the cluster,
-        # and on uvloop it took 9-10% of one core at 1,250 tx/s instead of 11-12%
+        # uvloop, the loop the nodes run on; the load generator's CPU and the measured
+        # latencies were the same as on asyncio's loop within the noise (BENCHMARKS.md)
         runs, extra = uvloop.run(run_plan(cluster, plan, signed, server))
         document["runs"] = runs
         document["setup"] = extra["setup"]
