@@ -168,6 +168,7 @@ def run_figures(before: Scrape, after: Scrape) -> dict[str, float | dict[str, fl
         "p2p_bytes_received": delta(before, after, PREFIX + "p2p_bytes_received_total"),
         "p2p_messages": delta(before, after, PREFIX + "p2p_messages_total"),
         "mempool_received": delta(before, after, PREFIX + "mempool_received_total"),
+        "signature_checks": delta(before, after, PREFIX + "mempool_signature_checks_total"),
         "rpc_requests": delta(before, after, PREFIX + "rpc_requests_total"),
         "cpu_seconds": delta(before, after, PREFIX + "process_cpu_seconds_total"),
         "rejected_by_reason": _label_delta(
@@ -177,6 +178,12 @@ def run_figures(before: Scrape, after: Scrape) -> dict[str, float | dict[str, fl
     per_block = max(blocks, 1.0)
     figures["consensus_messages_per_block"] = _number(figures["consensus_messages"]) / per_block
     figures["p2p_bytes_sent_per_block"] = _number(figures["p2p_bytes_sent"]) / per_block
+    # Every node checks every committed tx's signature once; above 1, the rest went to txs
+    # that were refused, dropped or still pending (or to a node catching up without them).
+    committed = _number(figures["block_txs_sum"])
+    figures["signature_checks_per_committed_tx"] = (
+        _number(figures["signature_checks"]) / committed if committed > 0 else None
+    )
     for figure, histogram in (
         ("propose_to_commit", "consensus_commit_seconds"),
         ("store_commit", "storage_commit_seconds"),

@@ -184,6 +184,14 @@ class NodeMetrics:
             registry=registry,
         )
         self._standby_verify_seen = (0, 0)  # (forged, skipped) already added to the counters
+        self.mempool_signature_checks_total = Counter(
+            name("signature_checks"),
+            "Transaction signatures this node checked (verified-cache misses): admission, the "
+            "standby verifier and block validation alike. Against the txs committed it shows "
+            "how much verify work went to txs that did not commit.",
+            registry=registry,
+        )
+        self._signature_checks_seen = 0  # running total already added to the counter
 
     def _build_p2p(self, registry: CollectorRegistry) -> None:
         def name(suffix: str) -> str:
@@ -296,6 +304,12 @@ class NodeMetrics:
         self.mempool_standby_bad_signature_total.inc(forged - seen_forged)
         self.mempool_standby_verify_skipped_total.inc(skipped - seen_skipped)
         self._standby_verify_seen = (forged, skipped)
+
+    def observe_signature_checks(self, total: int) -> None:
+        """The counter advanced to the verify pool's running total of signature checks."""
+        assert total >= self._signature_checks_seen, "running totals never go back"
+        self.mempool_signature_checks_total.inc(total - self._signature_checks_seen)
+        self._signature_checks_seen = total
 
     def mempool_rejected(self, reason: str) -> None:
         self.mempool_rejected_total.labels(reason=self._reason(reason)).inc()

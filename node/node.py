@@ -445,6 +445,7 @@ class Node:
         )
         verify = self.standby_verifier.counters
         metrics.observe_standby_verify(forged=verify.forged, skipped=verify.skipped_full)
+        metrics.observe_signature_checks(self.mempool.counters.verifications)
 
     def _announce(self, executed: ExecutedBlock) -> None:
         sealed = executed.sealed

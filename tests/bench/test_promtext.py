@@ -25,6 +25,8 @@ def exposition(height: float, sent: dict[str, float], rejected: dict[str, float]
     reasons = Counter("seoulchain_mempool_rejected", "r", ["reason"], registry=registry)
     for reason, value in rejected.items():
         reasons.labels(reason=reason).inc(value)
+    checks = Counter("seoulchain_mempool_signature_checks", "c", registry=registry)
+    checks.inc(height * 5 + sum(rejected.values()))  # one per committed tx, one per refusal
     return generate_latest(registry).decode()
 
 
@@ -61,6 +63,13 @@ def test_run_figures_are_counter_growth_and_per_block_ratios() -> None:
     assert figures["consensus_messages_per_block"] == pytest.approx(3.0)
     assert figures["rejected_by_reason"] == {"expired": 2.0, "full": 3.0}
     assert figures["propose_to_commit_p50_s"] is None, "the node proposed nothing"
+    assert figures["signature_checks"] == 20 * 5 + 5
+    assert figures["signature_checks_per_committed_tx"] == pytest.approx(105 / 100)
+
+
+def test_signature_checks_per_committed_tx_is_none_without_a_block() -> None:
+    scrape = promtext.parse(exposition(10, {"a": 1000}, {}))
+    assert promtext.run_figures(scrape, scrape)["signature_checks_per_committed_tx"] is None
 
 
 def commit_histogram(observations: list[float]) -> promtext.Scrape:

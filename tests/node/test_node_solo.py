@@ -126,6 +126,48 @@ async def test_a_commit_records_the_proposal_to_commit_time(tmp_path: Path) -> N
         await node.stop()
 
 
+async def test_each_committed_tx_costs_one_signature_check(tmp_path: Path) -> None:
+    """seoulchain_mempool_signature_checks_total counts the checks the node ran: a tx is
+    checked on admission, its block finds it in the verified cache, and a re-sent copy is
+    answered from the pool without a check."""
+    config, genesis, validator, agency = _setup(tmp_path)
+    node = await _start(config, genesis, validator, tmp_path / "chain.db")
+    try:
+        txs = [
+            sign_tx(
+                agency,
+                chain_id=CHAIN,
+                nonce=nonce,
+                expiry_height=1000,
+                kind="notary.anchor",
+                body=encode_anchor(bytes([nonce]) * 32, "certificate", {}),
+            )
+            for nonce in (1, 2, 3)
+        ]
+        for tx in txs:
+            assert (await node.submit_tx(tx.encode())).code == 0
+        again = await node.submit_tx(txs[0].encode())
+        assert again.log == "already in the mempool", again
+        for tx in txs:
+            assert await node.wait_for_commit(tx.hash(), timeout_s=10) is not None
+        checks = await _settled_sample(node, "seoulchain_mempool_signature_checks_total")
+        assert checks == 3.0
+    finally:
+        await node.stop()
+
+
+async def _settled_sample(node: Node, name: str) -> float | None:
+    """The sample once it stops changing (the metrics follow the commit bookkeeping)."""
+    value = node.metrics.registry.get_sample_value(name)
+    for _ in range(40):
+        await asyncio.sleep(0.05)
+        again = node.metrics.registry.get_sample_value(name)
+        if again == value and value:
+            return value
+        value = again
+    return value
+
+
 def _histogram_count(node: Node) -> float:
     text = node.metrics.exposition().decode()
     for line in text.splitlines():
