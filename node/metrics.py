@@ -90,6 +90,8 @@ class NodeMetrics:
         self._consensus_messages: dict[tuple[str, str], Counter] = {}
         self._peer = BoundedLabel(values_max=256)
         self._channel = BoundedLabel(values_max=16)
+        # counter -> the running total it was last advanced to (`_advance`); five counters
+        self._totals_seen: dict[Counter, int] = {}
 
     def _build_consensus(self, registry: CollectorRegistry) -> None:
         def name(suffix: str) -> str:
@@ -170,7 +172,6 @@ class NodeMetrics:
             "Standby transactions handed to full admission after this node became leader.",
             registry=registry,
         )
-        self._standby_seen = (0, 0)  # (evicted, promoted) already added to the counters
         self.mempool_standby_bad_signature_total = Counter(
             name("standby_bad_signature"),
             "Standby transactions the background verifier found undecodable or badly signed "
@@ -183,7 +184,6 @@ class NodeMetrics:
             "(their block verifies them instead).",
             registry=registry,
         )
-        self._standby_verify_seen = (0, 0)  # (forged, skipped) already added to the counters
         self.mempool_signature_checks_total = Counter(
             name("signature_checks"),
             "Transaction signatures this node checked (verified-cache misses): admission, the "
@@ -191,7 +191,6 @@ class NodeMetrics:
             "how much verify work went to txs that did not commit.",
             registry=registry,
         )
-        self._signature_checks_seen = 0  # running total already added to the counter
 
     def _build_p2p(self, registry: CollectorRegistry) -> None:
         def name(suffix: str) -> str:
@@ -289,27 +288,25 @@ class NodeMetrics:
         """Standby gauges, and the counters advanced to the store's running totals."""
         self.mempool_standby_txs.set(txs)
         self.mempool_standby_bytes.set(size_bytes)
-        seen_evicted, seen_promoted = self._standby_seen
-        assert evicted >= seen_evicted, "running totals never go back"
-        assert promoted >= seen_promoted, "running totals never go back"
-        self.mempool_standby_evicted_total.inc(evicted - seen_evicted)
-        self.mempool_standby_promoted_total.inc(promoted - seen_promoted)
-        self._standby_seen = (evicted, promoted)
+        self._advance(self.mempool_standby_evicted_total, evicted)
+        self._advance(self.mempool_standby_promoted_total, promoted)
 
     def observe_standby_verify(self, *, forged: int, skipped: int) -> None:
         """The background verifier's counters advanced to its running totals."""
-        seen_forged, seen_skipped = self._standby_verify_seen
-        assert forged >= seen_forged, "running totals never go back"
-        assert skipped >= seen_skipped, "running totals never go back"
-        self.mempool_standby_bad_signature_total.inc(forged - seen_forged)
-        self.mempool_standby_verify_skipped_total.inc(skipped - seen_skipped)
-        self._standby_verify_seen = (forged, skipped)
+        self._advance(self.mempool_standby_bad_signature_total, forged)
+        self._advance(self.mempool_standby_verify_skipped_total, skipped)
 
     def observe_signature_checks(self, total: int) -> None:
         """The counter advanced to the verify pool's running total of signature checks."""
-        assert total >= self._signature_checks_seen, "running totals never go back"
-        self.mempool_signature_checks_total.inc(total - self._signature_checks_seen)
-        self._signature_checks_seen = total
+        self._advance(self.mempool_signature_checks_total, total)
+
+    def _advance(self, counter: Counter, total: int) -> None:
+        """Increment `counter` by what the running `total` (kept by a part that imports no
+        prometheus_client) grew since the last call, so observing twice adds nothing twice."""
+        seen = self._totals_seen.get(counter, 0)
+        assert total >= seen, "running totals never go back"
+        counter.inc(total - seen)
+        self._totals_seen[counter] = total
 
     def mempool_rejected(self, reason: str) -> None:
         self.mempool_rejected_total.labels(reason=self._reason(reason)).inc()
