@@ -15,7 +15,7 @@ from node.genesis import ConsensusParams, Genesis, GenesisAgency, GenesisValidat
 from node.node import Node
 from protocol.crypto import SigningKey
 from protocol.proof import verify_result_proof
-from protocol.tx import sign_tx
+from protocol.tx import Tx, sign_tx
 from services.notary import encode_anchor
 from storage.leveldb import LevelDbChainStore
 
@@ -49,6 +49,20 @@ def _setup(tmp_path: Path) -> tuple[Config, Genesis, SigningKey, SigningKey]:
     return config, genesis, validator, agency
 
 
+def _anchor(
+    agency: SigningKey, *, nonce: int, document: bytes, metadata: dict[str, str] | None = None
+) -> Tx:
+    """A signed notary anchor of `document` as a certificate."""
+    return sign_tx(
+        agency,
+        chain_id=CHAIN,
+        nonce=nonce,
+        expiry_height=1000,
+        kind="notary.anchor",
+        body=encode_anchor(document, "certificate", metadata or {}),
+    )
+
+
 async def _start(config: Config, genesis: Genesis, key: SigningKey, path: Path) -> Node:
     node = Node(config=config, genesis=genesis, key=key, store=LevelDbChainStore(path))
     await node.start()
@@ -59,14 +73,7 @@ async def test_anchor_commits_survives_restart_and_replay_is_refused(tmp_path: P
     config, genesis, validator, agency = _setup(tmp_path)
     db = tmp_path / "chain.db"
     node = await _start(config, genesis, validator, db)
-    tx = sign_tx(
-        agency,
-        chain_id=CHAIN,
-        nonce=7,
-        expiry_height=1000,
-        kind="notary.anchor",
-        body=encode_anchor(b"\x11" * 32, "certificate", {"holder": "kim"}),
-    )
+    tx = _anchor(agency, nonce=7, document=b"\x11" * 32, metadata={"holder": "kim"})
     submitted = await node.submit_tx(tx.encode())
     assert submitted.code == 0, submitted
     committed = await node.wait_for_commit(tx.hash(), timeout_s=10)
@@ -111,14 +118,7 @@ async def test_a_commit_records_the_proposal_to_commit_time(tmp_path: Path) -> N
     try:
         histogram = node.metrics.consensus_commit_seconds
         before = _histogram_count(node)
-        tx = sign_tx(
-            agency,
-            chain_id=CHAIN,
-            nonce=1,
-            expiry_height=1000,
-            kind="notary.anchor",
-            body=encode_anchor(b"\x22" * 32, "certificate", {}),
-        )
+        tx = _anchor(agency, nonce=1, document=b"\x22" * 32)
         assert (await node.submit_tx(tx.encode())).code == 0
         assert await node.wait_for_commit(tx.hash(), timeout_s=10) is not None
         assert _histogram_count(node) > before, histogram
@@ -133,17 +133,7 @@ async def test_each_committed_tx_costs_one_signature_check(tmp_path: Path) -> No
     config, genesis, validator, agency = _setup(tmp_path)
     node = await _start(config, genesis, validator, tmp_path / "chain.db")
     try:
-        txs = [
-            sign_tx(
-                agency,
-                chain_id=CHAIN,
-                nonce=nonce,
-                expiry_height=1000,
-                kind="notary.anchor",
-                body=encode_anchor(bytes([nonce]) * 32, "certificate", {}),
-            )
-            for nonce in (1, 2, 3)
-        ]
+        txs = [_anchor(agency, nonce=nonce, document=bytes([nonce]) * 32) for nonce in (1, 2, 3)]
         for tx in txs:
             assert (await node.submit_tx(tx.encode())).code == 0
         again = await node.submit_tx(txs[0].encode())
