@@ -184,9 +184,19 @@ def run_figures(before: Scrape, after: Scrape) -> dict[str, float | dict[str, fl
     figures["signature_checks_per_committed_tx"] = (
         _number(figures["signature_checks"]) / committed if committed > 0 else None
     )
+    # One synced consensus write covers every engine output stepped while the previous
+    # one was under way (node/driver.py): above 1 per write, group commit is at work.
+    persists = delta(before, after, PREFIX + "consensus_persist_outputs_count")
+    figures["consensus_persists"] = persists
+    figures["consensus_persist_outputs_mean"] = (
+        delta(before, after, PREFIX + "consensus_persist_outputs_sum") / persists
+        if persists > 0
+        else None
+    )
     for figure, histogram in (
         ("propose_to_commit", "consensus_commit_seconds"),
         ("store_commit", "storage_commit_seconds"),
+        ("consensus_persist", "consensus_persist_seconds"),
     ):
         for quantile, suffix in ((0.5, "p50_s"), (0.99, "p99_s")):
             figures[f"{figure}_{suffix}"] = histogram_quantile(

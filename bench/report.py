@@ -182,8 +182,9 @@ def _nodes_table(nodes: dict[str, dict[str, Any]]) -> list[str]:
         "",
         "| node | CPU s | CPU ms/tx | RSS MiB (max) | blocks | msgs/block | p2p KiB/block "
         "| view changes | own proposal → commit p50 / p99 ms | store write p50 / p99 ms "
+        "| consensus write p50 / p99 ms | outputs per consensus write "
         "| signature checks per committed tx |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, entry in nodes.items():
         metrics = entry.get("metrics") or {}
@@ -200,6 +201,9 @@ def _nodes_table(nodes: dict[str, dict[str, Any]]) -> list[str]:
             f"{_ms(metrics.get('propose_to_commit_p99_s'))} "
             f"| {_ms(metrics.get('store_commit_p50_s'))} / "
             f"{_ms(metrics.get('store_commit_p99_s'))} "
+            f"| {_ms(metrics.get('consensus_persist_p50_s'))} / "
+            f"{_ms(metrics.get('consensus_persist_p99_s'))} "
+            f"| {_num(metrics.get('consensus_persist_outputs_mean'), 2)} "
             f"| {_num(metrics.get('signature_checks_per_committed_tx'), 2)} |"
         )
     return [*lines, ""]

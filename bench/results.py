@@ -33,8 +33,10 @@ SCHEMA_VERSION = 1
 # Additions within version 1 (readers ignore unknown fields): 1 = `minor_version`, `setup`,
 # `signing.mix`, `runs[].kinds`, `runs[].execution` (--mix, issue 7); 2 = per node
 # `metrics.propose_to_commit_p50_s` / `_p99_s` and `metrics.store_commit_p50_s` / `_p99_s`;
-# 3 = per node `metrics.signature_checks` and `metrics.signature_checks_per_committed_tx`.
-SCHEMA_MINOR_VERSION = 3
+# 3 = per node `metrics.signature_checks` and `metrics.signature_checks_per_committed_tx`;
+# 4 = per node `metrics.consensus_persist_p50_s` / `_p99_s`, `metrics.consensus_persists`
+# and `metrics.consensus_persist_outputs_mean`.
+SCHEMA_MINOR_VERSION = 4
 REQUIRED_TOP_LEVEL = (
     "schema",
     "version",

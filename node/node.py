@@ -149,6 +149,7 @@ class Node:
             after_step=self._after_step,
             tick_ms=config.consensus.tick_ms,
             peer_inbox_max=limits.consensus_inbox_max,
+            on_persist=self._observe_persist,
         )
         self.standby = StandbyStore(
             txs_max=limits.standby_txs_max,
@@ -418,6 +419,10 @@ class Node:
             height=height, tx_count=len(block.txs), time_ms=block.header.time_ms
         )
         self._announce(executed)
+
+    def _observe_persist(self, seconds: float, outputs: int) -> None:
+        self.metrics.consensus_persist_seconds.observe(seconds)
+        self.metrics.consensus_persist_outputs.observe(outputs)
 
     def _observe_commit(self, executed: ExecutedBlock) -> None:
         now = time.monotonic()

@@ -105,3 +105,37 @@ def test_histogram_quantile_covers_only_what_the_run_observed() -> None:
     figures = promtext.run_figures(before, after)
     assert figures["propose_to_commit_p50_s"] == pytest.approx(0.01 + 0.01 * 50 / 60)
     assert figures["store_commit_p99_s"] is None
+
+
+def persist_histograms(writes: list[tuple[float, int]]) -> promtext.Scrape:
+    """The node's two consensus-write histograms (node/metrics.py), one observation each per
+    synced write: its seconds and the engine outputs it covered."""
+    registry = CollectorRegistry()
+    seconds = Histogram(
+        "seoulchain_consensus_persist_seconds",
+        "s",
+        buckets=(0.001, 0.002, 0.004, 0.008),
+        registry=registry,
+    )
+    outputs = Histogram(
+        "seoulchain_consensus_persist_outputs", "o", buckets=(1, 2, 4, 8), registry=registry
+    )
+    for write_s, covered in writes:
+        seconds.observe(write_s)
+        outputs.observe(covered)
+    return promtext.parse(generate_latest(registry).decode())
+
+
+def test_consensus_write_figures_count_the_run_writes_and_their_grouping() -> None:
+    warm_up = [(0.05, 1)] * 20
+    before = persist_histograms(warm_up)
+    # 40 run writes: 30 of one output in (1, 2] ms, 10 of three outputs in (2, 4] ms.
+    after = persist_histograms(warm_up + [(0.0015, 1)] * 30 + [(0.003, 3)] * 10)
+    figures = promtext.run_figures(before, after)
+    assert figures["consensus_persists"] == 40.0
+    assert figures["consensus_persist_outputs_mean"] == pytest.approx((30 + 30) / 40)
+    assert figures["consensus_persist_p50_s"] == pytest.approx(0.001 + 0.001 * 20 / 30)
+    assert figures["consensus_persist_p99_s"] == pytest.approx(0.002 + 0.002 * 9.6 / 10)
+    idle = promtext.run_figures(before, before)
+    assert idle["consensus_persist_outputs_mean"] is None
+    assert idle["consensus_persist_p50_s"] is None
