@@ -9,6 +9,12 @@ spread. Usage:
 
 Each setup is CONSENSUS:NODES:RATE (open loop, tx/s offered). Results go under --out (one
 directory per run, with the bench's results.json and report.md) and a summary.json.
+
+A/B: with `--base DIR` (another checkout, e.g. `git worktree add /tmp/base ac04566`) every
+run of a setup is paired with a run of the same setup on DIR's code, the pair's order
+alternating, and the medians are given per side (`SETUP@base`, `SETUP@this`). The base runs
+use this venv with DIR first on PYTHONPATH, so the bench and the node processes it starts
+import DIR's packages.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from protocol.crypto import SigningKey, verify
 
@@ -45,26 +52,60 @@ def _verify_us() -> float:
     return statistics.median(rounds)
 
 
-def _run_once(setup: str, index: int, args: argparse.Namespace) -> dict[str, object]:
+class Variant(NamedTuple):
+    """The code a run uses: this checkout (`tree` None) or another one (A/B)."""
+
+    label: str  # "" without --base, else "@base" or "@this"
+    tree: Path | None
+
+
+def variants(base: Path | None) -> list[Variant]:
+    if base is None:
+        return [Variant("", None)]
+    return [Variant("@base", base.resolve()), Variant("@this", None)]
+
+
+def pair_order(index: int, sides: list[Variant]) -> list[Variant]:
+    """Run `index` of a setup: A/B pairs alternate which side goes first, so a machine that
+    speeds up or slows down during a set does not favour one side."""
+    return sides if index % 2 == 0 else sides[::-1]
+
+
+def bench_invocation(
+    setup: str, out: Path, args: argparse.Namespace, variant: Variant
+) -> tuple[list[str], Path | None, dict[str, str] | None]:
+    """(command, working directory, environment) of one `seoulchain bench` run."""
     consensus, nodes, rate = setup.split(":")
-    out = Path(args.out) / f"{consensus}{nodes}-{rate}-{index}"
-    load_before = os.getloadavg()[0]
-    verify_us = _verify_us()
     command = [
         *BENCH,
         "--consensus", consensus, "--nodes", nodes, "--rate", rate,
-        "--duration", str(args.duration), "--out", str(out), "--no-progress",
+        "--duration", str(args.duration), "--out", str(out.resolve()), "--no-progress",
         "--txs-max", str(math.ceil(float(rate) * args.duration)),  # load the whole duration
     ]  # fmt: skip
     if args.no_plots:
         command.append("--no-plots")
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    if variant.tree is None:
+        return command, None, None
+    pythonpath = os.pathsep.join(filter(None, (str(variant.tree), os.environ.get("PYTHONPATH"))))
+    return command, variant.tree, {**os.environ, "PYTHONPATH": pythonpath}
+
+
+def _run_once(
+    setup: str, index: int, args: argparse.Namespace, variant: Variant
+) -> dict[str, object]:
+    consensus, nodes, rate = setup.split(":")
+    side = variant.label.lstrip("@")
+    out = Path(args.out) / f"{consensus}{nodes}-{rate}-{index}{'-' + side if side else ''}"
+    load_before = os.getloadavg()[0]
+    verify_us = _verify_us()
+    command, cwd, env = bench_invocation(setup, out, args, variant)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=cwd, env=env)
     result = json.loads((out / "results.json").read_text())
     run = result["runs"][0]
     latency = run["latency"]
     nodes_doc = run["nodes"]
     return {
-        "setup": setup,
+        "setup": setup + variant.label,
         "load_before": round(load_before, 2),
         "verify_us": round(verify_us, 1),
         "committed_tps": run["throughput_tps"],
@@ -118,13 +159,18 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--out", default="bench-results/medians")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--base", type=Path, help="A/B against the code in this checkout")
     args = parser.parse_args()
-    by_setup: dict[str, list[dict[str, object]]] = {setup: [] for setup in args.setups}
+    sides = variants(args.base)
+    by_setup: dict[str, list[dict[str, object]]] = {
+        setup + side.label: [] for setup in args.setups for side in sides
+    }
     for index in range(args.runs):  # interleaved, so slow drifts in machine load hit all
         for setup in args.setups:
-            row = _run_once(setup, index, args)
-            by_setup[setup].append(row)
-            print(json.dumps(row), flush=True)
+            for side in pair_order(index, sides):
+                row = _run_once(setup, index, args, side)
+                by_setup[setup + side.label].append(row)
+                print(json.dumps(row), flush=True)
     summary = [_median_row(rows) for rows in by_setup.values()]
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2))

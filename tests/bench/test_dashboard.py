@@ -65,5 +65,6 @@ def test_the_panels_the_brief_asks_for_are_there() -> None:
         "view changes",
         "p2p bytes",
         "rpc request rate",
+        "synced writes",
     ):
         assert wanted in titles, wanted
