@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts import bench_medians
+from tests.scripts_loader import load_script
+
+bench_medians = load_script("bench_medians.py")
 
 
 def _args(tmp_path: Path) -> argparse.Namespace:

@@ -3,16 +3,11 @@ function and thread role (BENCHMARKS.md's "where the time goes" rests on it)."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
-from pathlib import Path
 
-_PATH = Path(__file__).resolve().parents[2] / "scripts" / "perf" / "perf_threads.py"
-_SPEC = importlib.util.spec_from_file_location("perf_threads", _PATH)
-assert _SPEC is not None
-assert _SPEC.loader is not None
-perf_threads = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(perf_threads)
+from tests.scripts_loader import load_script
+
+perf_threads = load_script("perf/perf_threads.py")
 
 DUMP = """\
 seoulchain   100 15112.649562:    5000000 cpu-clock:

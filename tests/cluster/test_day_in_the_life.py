@@ -9,19 +9,16 @@ and the cluster's processes are gone afterwards.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from node.cluster import is_our_node, node_homes, read_pid
 from services.codes import Code
+from tests.scripts_loader import load_script
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "day_in_the_life.py"
 
 EXPECTED_REFUSALS = {
     "notary": {Code.NOTARY_DUPLICATE_ANCHOR, Code.NOTARY_NOT_ISSUER, Code.UNAUTHORIZED},
@@ -42,18 +39,8 @@ EXPECTED_REFUSALS = {
 EXPECTED_COMMITTED = {"asset": 5, "fund": 8, "credential": 2, "reward": 4, "vote": 7, "gov": 2}
 
 
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("day_in_the_life", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["day_in_the_life"] = module  # dataclasses resolve annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_day_in_the_life_on_four_pbft_nodes(tmp_path: Path) -> None:
-    script = load_script()
+    script = load_script("day_in_the_life.py")
     lines: list[str] = []
     directory = tmp_path / "city"
 
