@@ -15,7 +15,7 @@ state that is a prefix of the steps, with nothing sent beyond it: to the rest of
 cluster it is the same as a crash right after that prefix, which the engines already
 tolerate. What it saves: with synced writes of 2-5 ms and two per block, one write per
 step held every later message (the next block's votes) behind each of them; now one write
-covers all the steps that queued up during the last. At most `UNRELEASED_STEPS_MAX`
+covers all the steps that queued up during the last. At most `UNRELEASED_OUTPUTS_MAX`
 outputs wait to be released; the stepper waits for room beyond that.
 
 Where the synced batch is written depends on how long such writes take. While they are
@@ -78,7 +78,7 @@ PersistObserverFn = Callable[[float, int], None]  # (seconds, outputs the synced
 
 INLINE_PERSIST_MAX_S = 0.001  # persists run on the loop while they average less (above)
 _PERSIST_AVERAGE_WEIGHT = 1 / 8  # of the newest write in the running average
-UNRELEASED_STEPS_MAX = 256  # outputs stepped but not yet released; then the stepper waits
+UNRELEASED_OUTPUTS_MAX = 256  # outputs stepped but not yet released; then the stepper waits
 STEPS_PER_YIELD = 64  # the stepper lets other tasks run at least this often
 
 
@@ -226,7 +226,7 @@ class EngineDriver:
     async def _step_forever(self) -> None:
         since_yield = 0
         while True:
-            while len(self._unreleased) >= UNRELEASED_STEPS_MAX:
+            while len(self._unreleased) >= UNRELEASED_OUTPUTS_MAX:
                 self._room.clear()
                 await self._room.wait()
             if since_yield >= STEPS_PER_YIELD:
@@ -291,7 +291,7 @@ class EngineDriver:
                     done.set_result(None)
             self._room.set()
 
-    async def _write(self, records: Sequence[tuple[bytes, bytes | None]], steps: int) -> None:
+    async def _write(self, records: Sequence[tuple[bytes, bytes | None]], outputs: int) -> None:
         """One synced batch: on the loop while writes are quick, else in the worker thread."""
         started = time.perf_counter()
         if self._persist_average_s < INLINE_PERSIST_MAX_S:
@@ -307,4 +307,4 @@ class EngineDriver:
         self.persist_seconds_total += elapsed
         self.persists_total += 1
         if self._on_persist is not None:
-            self._on_persist(elapsed, steps)
+            self._on_persist(elapsed, outputs)

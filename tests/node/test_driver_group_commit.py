@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from consensus.types import (
     Engine,
@@ -20,7 +20,7 @@ from consensus.types import (
     Output,
     Received,
 )
-from node.driver import UNRELEASED_STEPS_MAX, DriverStopped, EngineDriver
+from node.driver import UNRELEASED_OUTPUTS_MAX, DriverStopped, EngineDriver
 from protocol.sealed import SealedBlock
 from tests.p2p.p2p_helpers import wait_until
 
@@ -88,7 +88,13 @@ async def _never_commit(_sealed: SealedBlock) -> None:
     raise AssertionError("nothing commits in this test")
 
 
-def _driver(engine: Engine, disk: Disk, sent: list[object], fetched: list[int]) -> EngineDriver:
+def _driver(
+    engine: Engine,
+    disk: Disk,
+    sent: list[object],
+    fetched: list[int],
+    commit: Callable[[SealedBlock], Awaitable[None]] = _never_commit,
+) -> EngineDriver:
     def send(envelope: Envelope) -> None:
         index = envelope.message
         if isinstance(index, int):
@@ -104,7 +110,7 @@ def _driver(engine: Engine, disk: Disk, sent: list[object], fetched: list[int]) 
         engine,
         persist=disk.persist,
         send=send,
-        commit=_never_commit,
+        commit=commit,
         fetch=fetch,
         after_step=lambda _status: None,
         tick_ms=60_000,
@@ -168,7 +174,7 @@ async def test_an_engine_call_completes_only_after_its_output_is_durable_and_sen
 
 async def test_the_stepper_waits_when_the_unreleased_outputs_reach_their_bound() -> None:
     """A commit that waits for room (the executor is behind) holds the releaser; the
-    stepper runs ahead by at most UNRELEASED_STEPS_MAX outputs, then waits."""
+    stepper runs ahead by at most UNRELEASED_OUTPUTS_MAX outputs, then waits."""
     room = asyncio.Event()
     committed: list[int] = []
 
@@ -186,17 +192,16 @@ async def test_the_stepper_waits_when_the_unreleased_outputs_reach_their_bound()
     engine = CommitsFirst()
     disk = Disk(slow_s=0.0)
     sent: list[object] = []
-    driver = _driver(engine, disk, sent, [])
-    driver._commit = commit  # the test's own commit hand-off, which waits for room
-    total = UNRELEASED_STEPS_MAX + 50
+    driver = _driver(engine, disk, sent, [], commit=commit)  # a hand-off that waits for room
+    total = UNRELEASED_OUTPUTS_MAX + 50
     runner = asyncio.create_task(driver.run())
     try:
         for index in range(total):
             assert driver.offer_peer(Received(NodeId(1), index))
-        await wait_until(lambda: engine.stepped >= UNRELEASED_STEPS_MAX)
+        await wait_until(lambda: engine.stepped >= UNRELEASED_OUTPUTS_MAX)
         await asyncio.sleep(0.05)  # time to run further ahead, if it could
-        assert engine.stepped == UNRELEASED_STEPS_MAX
-        assert driver.unreleased_depth == UNRELEASED_STEPS_MAX
+        assert engine.stepped == UNRELEASED_OUTPUTS_MAX
+        assert driver.unreleased_depth == UNRELEASED_OUTPUTS_MAX
         assert sent == []
         assert committed == []
         room.set()
