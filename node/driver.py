@@ -15,8 +15,9 @@ state that is a prefix of the steps, with nothing sent beyond it: to the rest of
 cluster it is the same as a crash right after that prefix, which the engines already
 tolerate. What it saves: with synced writes of 2-5 ms and two per block, one write per
 step held every later message (the next block's votes) behind each of them; now one write
-covers all the steps that queued up during the last. At most `UNRELEASED_OUTPUTS_MAX`
-outputs wait to be released; the stepper waits for room beyond that.
+covers all the steps that queued up during the last. Outputs of a group ahead of its first
+output with records (a commit, a retransmission) need no write and leave at once. At most
+`UNRELEASED_OUTPUTS_MAX` outputs wait to be released; the stepper waits for room beyond that.
 
 Where the synced batch is written depends on how long such writes take. While they are
 quick (a running average under `INLINE_PERSIST_MAX_S`, 1 ms: a local SSD takes ~0.2 ms),
@@ -274,22 +275,34 @@ class EngineDriver:
                 self._release_wakeup.clear()
                 await self._release_wakeup.wait()
             group = len(unreleased)  # the stepper may append more while this one persists
-            outputs = itertools.islice(unreleased, group)
-            records = [record for output, _ in outputs for record in output.persist]
-            if records:
-                await self._write(records, group)
-            for _ in range(group):
-                output, done = unreleased[0]
-                for envelope in output.send:
-                    self._send(envelope)
-                for sealed in output.commit:  # waits for room; a committed block is kept
-                    await self._commit(sealed)
-                for request in output.fetch:
-                    self._fetch(request)
-                unreleased.popleft()
-                if done is not None and not done.done():
-                    done.set_result(None)
+            outputs = list(itertools.islice(unreleased, group))
+            # Outputs ahead of the first one with records depend only on what is durable
+            # already (every earlier group's write is done): they leave now, not after the
+            # write of steps stepped after them (a commit must not wait for the next
+            # block's votes to be written).
+            leading = next((i for i, (output, _) in enumerate(outputs) if output.persist), group)
+            await self._release(leading)
+            if leading < group:
+                records = [record for output, _ in outputs[leading:] for record in output.persist]
+                await self._write(records, group - leading)
+                await self._release(group - leading)
             self._room.set()
+
+    async def _release(self, count: int) -> None:
+        """Honour the first `count` unreleased outputs, in step order; their records are
+        durable."""
+        unreleased = self._unreleased
+        for _ in range(count):
+            output, done = unreleased[0]
+            for envelope in output.send:
+                self._send(envelope)
+            for sealed in output.commit:  # waits for room; a committed block is kept
+                await self._commit(sealed)
+            for request in output.fetch:
+                self._fetch(request)
+            unreleased.popleft()
+            if done is not None and not done.done():
+                done.set_result(None)
 
     async def _write(self, records: Sequence[tuple[bytes, bytes | None]], outputs: int) -> None:
         """One synced batch: on the loop while writes are quick, else in the worker thread."""

@@ -239,3 +239,45 @@ async def test_a_caller_waiting_on_a_failed_driver_is_told_instead_of_hanging() 
     assert isinstance(results[0], BaseExceptionGroup)
     assert isinstance(results[1], DriverStopped)
     await driver.settle()
+
+
+async def test_outputs_ahead_of_a_groups_first_record_leave_before_its_write() -> None:
+    """Two steps stepped before the releaser runs form one group: a commit-like output with
+    nothing to persist, then a step with records. The first depends only on what is durable
+    already, so it must not wait for the second's write."""
+    happened: list[str] = []
+
+    class Scripted(Numbered):
+        def step(self, event: Event) -> Output:
+            assert isinstance(event, Received)
+            self.stepped += 1
+            if event.message == "commit":
+                return Output(send=(Envelope(to=None, message="commit"),))
+            return Output(persist=((b"vote", b"1"),), send=(Envelope(to=None, message="vote"),))
+
+    def persist(records: Records) -> None:
+        happened.append("write " + ",".join(key.decode() for key, _ in records))
+
+    def send(envelope: Envelope) -> None:
+        happened.append(f"send {envelope.message}")
+
+    driver = EngineDriver(
+        Scripted(),
+        persist=persist,
+        send=send,
+        commit=_never_commit,
+        fetch=lambda _request: None,
+        after_step=lambda _status: None,
+        tick_ms=60_000,
+        peer_inbox_max=10,
+    )
+    driver.offer_peer(Received(NodeId(1), "commit"))
+    driver.offer_peer(Received(NodeId(2), "vote"))
+    runner = asyncio.create_task(driver.run())
+    try:
+        await wait_until(lambda: len(happened) == 3)
+    finally:
+        runner.cancel()
+        await driver.settle()
+    assert happened == ["send commit", "write vote", "send vote"]
+    assert driver.persists_total == 1
