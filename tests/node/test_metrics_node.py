@@ -25,6 +25,8 @@ REQUIRED = {
     "seoulchain_consensus_block_interval_seconds",
     "seoulchain_consensus_commit_seconds",
     "seoulchain_consensus_messages",
+    "seoulchain_consensus_persist_seconds",
+    "seoulchain_consensus_persist_outputs",
     "seoulchain_mempool_size",
     "seoulchain_mempool_bytes",
     "seoulchain_mempool_rejected",

@@ -82,6 +82,12 @@ async def test_four_validators_commit_the_same_chain(tmp_path: Path) -> None:
             proposed_and_observed()
         )
         assert proposed_and_observed()[0][0] >= 1, "the primary's blocks are counted"
+        # Every synced consensus write is observed once, with the outputs it covered.
+        for node in nodes:
+            writes = node.driver.persists_total
+            assert writes > 0
+            assert _observations(node.metrics.consensus_persist_seconds) == writes
+            assert _observations(node.metrics.consensus_persist_outputs) == writes
     finally:
         for node in nodes:
             await node.stop()
