@@ -30,6 +30,11 @@ def render(document: dict[str, Any], *, plots: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def _verify_text(verify_us: float | None) -> str:
+    """The machine's speed at the start (results minor version 5; absent in older files)."""
+    return "" if verify_us is None else f", Ed25519 verify {verify_us:.1f} µs"
+
+
 def _setup(document: dict[str, Any]) -> list[str]:
     config, env, cluster = document["config"], document["environment"], document["cluster"]
     signing = document["signing"]
@@ -46,7 +51,8 @@ def _setup(document: dict[str, Any]) -> list[str]:
         f"- signing: {signing.get('txs'):,} txs in {signing.get('seconds', 0):.2f} s "
         f"({signing.get('workers')} worker processes, before the measured runs)",
         f"- machine: {env.get('cpu_count')} CPUs, Python {env.get('python')}, load average "
-        + " / ".join(f"{value:.2f}" for value in load),
+        + " / ".join(f"{value:.2f}" for value in load)
+        + _verify_text(env.get("verify_us")),
         f"- warm-up {config.get('warmup_s')} s excluded from steady-state figures; "
         f"drain up to {config.get('drain_s')} s",
         "",

@@ -20,11 +20,14 @@ import json
 import logging
 import os
 import platform
+import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from bench import stats
+from protocol.crypto import SigningKey, verify
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,8 @@ SCHEMA_VERSION = 1
 # `metrics.propose_to_commit_p50_s` / `_p99_s` and `metrics.store_commit_p50_s` / `_p99_s`;
 # 3 = per node `metrics.signature_checks` and `metrics.signature_checks_per_committed_tx`;
 # 4 = per node `metrics.consensus_persist_p50_s` / `_p99_s`, `metrics.consensus_persists`
-# and `metrics.consensus_persist_outputs_mean`.
-SCHEMA_MINOR_VERSION = 4
+# and `metrics.consensus_persist_outputs_mean`; 5 = `environment.verify_us`.
+SCHEMA_MINOR_VERSION = 5
 REQUIRED_TOP_LEVEL = (
     "schema",
     "version",
@@ -81,7 +84,8 @@ def utc_now() -> str:
 
 def environment() -> dict[str, Any]:
     """The machine and what else ran on it: figures from a shared 2-core box mean little
-    without the load average and the busiest other processes next to them."""
+    without the load average, the busiest other processes and the machine's speed (a
+    virtual machine's drifts by tens of percent within an hour) next to them."""
     return {
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
@@ -89,7 +93,24 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "load_average": list(os.getloadavg())[:LOAD_AVERAGE_FIELDS],
         "busiest_processes": busiest_processes(),
+        "verify_us": round(verify_microseconds(), 1),
     }
+
+
+def verify_microseconds() -> float:
+    """The machine's speed right now: microseconds per Ed25519 verify (libsodium, the node's
+    floor cost per tx), median of 5 rounds of 400. Every throughput figure moves with it."""
+    signing_key = SigningKey.from_secret(b"bench calibration")
+    domain, payload = b"calibration", b"x" * 200
+    signature = signing_key.sign(domain, payload)
+    public_key = signing_key.public_key
+    rounds = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(400):
+            assert verify(public_key, domain, payload, signature)
+        rounds.append((time.perf_counter() - started) / 400 * 1e6)
+    return statistics.median(rounds)
 
 
 def busiest_processes() -> list[dict[str, Any]]:

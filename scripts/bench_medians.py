@@ -26,30 +26,12 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import NamedTuple
 
-from protocol.crypto import SigningKey, verify
+from bench.results import verify_microseconds
 
 BENCH = [sys.executable, "-m", "node.cli", "bench"]
-
-
-def _verify_us() -> float:
-    """The machine's speed right now: microseconds per Ed25519 verify (libsodium, median of
-    5 rounds of 400). A shared or virtual machine drifts by tens of percent within an hour;
-    this figure, recorded before each run, tells a slower machine from a slower node."""
-    signing_key = SigningKey.from_secret(b"bench-medians calibration")
-    domain, payload = b"calibration", b"x" * 200
-    signature = signing_key.sign(domain, payload)
-    public_key = signing_key.public_key
-    rounds = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(400):
-            assert verify(public_key, domain, payload, signature)
-        rounds.append((time.perf_counter() - start) / 400 * 1e6)
-    return statistics.median(rounds)
 
 
 class Variant(NamedTuple):
@@ -97,7 +79,7 @@ def _run_once(
     side = variant.label.lstrip("@")
     out = Path(args.out) / f"{consensus}{nodes}-{rate}-{index}{'-' + side if side else ''}"
     load_before = os.getloadavg()[0]
-    verify_us = _verify_us()
+    verify_us = verify_microseconds()  # before the run: the bench measures it again
     command, cwd, env = bench_invocation(setup, out, args, variant)
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=cwd, env=env)
     result = json.loads((out / "results.json").read_text())

@@ -49,6 +49,17 @@ def test_environment_names_the_machine() -> None:
     assert environment["python"].count(".") == 2
     assert len(environment["load_average"]) == 3
     assert environment["busiest_processes"]
+    # libsodium verifies in tens of microseconds on any machine that runs a node.
+    assert 1.0 < environment["verify_us"] < 5_000.0
+
+
+def test_report_names_the_machines_speed_when_the_results_have_it(
+    canned_document: dict[str, Any],
+) -> None:
+    assert "Ed25519 verify" not in report.render(canned_document, plots=[])  # minor < 5
+    canned_document["environment"]["verify_us"] = 61.25
+    text = report.render(canned_document, plots=[])
+    assert "load average 1.00 / 1.00 / 1.00, Ed25519 verify 61.2 µs" in text
 
 
 def test_report_shows_the_figures_of_each_run(canned_document: dict[str, Any]) -> None:
