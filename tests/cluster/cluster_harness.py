@@ -22,7 +22,7 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,11 +150,16 @@ class LocalCluster:
 
     @classmethod
     def create(
-        cls, directory: Path, *, nodes: int = 4, tune: Callable[[Config], None] | None = None
+        cls,
+        directory: Path,
+        *,
+        nodes: int = 4,
+        tune: Callable[[Config], None] | None = None,
+        consensus: str = "pbft",
     ) -> LocalCluster:
         """`seoulchain testnet` into `directory`, each config passed through `tune`."""
         base_port = free_base_port(nodes)
-        make_testnet(directory, nodes=nodes, consensus="pbft", base_port=base_port)
+        make_testnet(directory, nodes=nodes, consensus=consensus, base_port=base_port)
         for index in range(nodes):
             home = directory / f"node{index}"
             config = load_config(home)
@@ -311,6 +316,28 @@ class LocalCluster:
         async with self._http.get(f"http://{host_port}/metrics", timeout=timeout) as response:
             assert response.status == 200
             return await response.text()
+
+
+@contextlib.asynccontextmanager
+async def running_cluster(
+    directory: Path,
+    *,
+    nodes: int,
+    consensus: str = "pbft",
+    tune: Callable[[Config], None] | None = None,
+) -> AsyncIterator[LocalCluster]:
+    """A fresh testnet in `directory` (configs through `tune`), every node started and
+    healthy; its processes are stopped (by the PIDs we spawned) on the way out, whatever
+    happened."""
+    cluster = LocalCluster.create(directory, nodes=nodes, consensus=consensus, tune=tune)
+    try:
+        for index in range(nodes):
+            cluster.start(index)
+        await cluster.wait_healthy(range(nodes))
+        yield cluster
+    finally:
+        cluster.shutdown()
+        await cluster.close_clients()
 
 
 def fast_test_config(config: Config) -> None:

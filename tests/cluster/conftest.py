@@ -8,18 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.cluster_harness import LocalCluster
+from tests.cluster.cluster_harness import LocalCluster, running_cluster
 
 
 @pytest.fixture
 async def cluster4(tmp_path: Path) -> AsyncIterator[LocalCluster]:
     """Four validators, all started and healthy."""
-    cluster = LocalCluster.create(tmp_path / "net", nodes=4)
-    try:
-        for index in range(4):
-            cluster.start(index)
-        await cluster.wait_healthy(range(4))
+    async with running_cluster(tmp_path / "net", nodes=4) as cluster:
         yield cluster
-    finally:
-        cluster.shutdown()
-        await cluster.close_clients()

@@ -1,6 +1,7 @@
-"""Soak (by hand: `pytest -m soak tests/cluster/test_crash_soak.py`): four real validators
-under a steady broadcast_tx_commit load, and one of them killed with SIGKILL again and
-again — every other time the primary — then restarted, `SOAK_KILLS` times (default 8).
+"""Soak (by hand: `pytest -m soak tests/cluster/test_crash_soak.py`): four real PBFT
+validators (and, in a second case, three Raft nodes) under a steady broadcast_tx_commit
+load, and one of them killed with SIGKILL again and again — every other time the primary
+or leader — then restarted, `SOAK_KILLS` times (default 8).
 Each kill lands at a moment of the seeded schedule, so it hits the driver at whatever it
 was doing: a synced consensus write covering several steps (group commit), sends held
 behind it, a commit being stored. After every restart the victim must catch up while the
@@ -13,6 +14,7 @@ import asyncio
 import os
 import random
 import time
+from pathlib import Path
 
 import pytest
 
@@ -21,12 +23,12 @@ from tests.cluster.cluster_harness import (
     assert_same_chain,
     assert_txs_found,
     commit_load,
+    running_cluster,
     wait_until,
 )
 
 KILLS = int(os.environ.get("SOAK_KILLS", "8"))
 SEED = int(os.environ.get("SOAK_SEED", "1207"))
-NODES = list(range(4))
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(60 + 40 * KILLS)]
 
@@ -35,20 +37,26 @@ async def _leader(cluster: LocalCluster, among: list[int]) -> int:
     return int((await cluster.status(among[0]))["consensus"]["leader"])
 
 
+@pytest.mark.parametrize(("consensus", "nodes"), [("pbft", 4), ("raft", 3)])
 async def test_repeated_kill9_under_load_loses_nothing_and_never_forks(
-    cluster4: LocalCluster,
+    tmp_path: Path, consensus: str, nodes: int
 ) -> None:
+    async with running_cluster(tmp_path / "net", nodes=nodes, consensus=consensus) as cluster:
+        await _soak(cluster, list(range(nodes)), consensus)
+
+
+async def _soak(cluster: LocalCluster, nodes: list[int], consensus: str) -> None:
     schedule = random.Random(SEED)
     stop = asyncio.Event()
     victims: set[int] = set()
 
     def live() -> list[int]:
-        return [i for i in NODES if cluster4.nodes[i].running()]
+        return [i for i in nodes if cluster.nodes[i].running()]
 
     load = asyncio.create_task(
         commit_load(
-            cluster4,
-            cluster4.tx_factory("soak"),
+            cluster,
+            cluster.tx_factory("soak"),
             live,
             stop=stop,
             txs_max=1_000_000,
@@ -59,26 +67,26 @@ async def test_repeated_kill9_under_load_loses_nothing_and_never_forks(
     try:
         await asyncio.sleep(2.0)
         for kill in range(KILLS):
-            leader = await _leader(cluster4, NODES)
-            victim = leader if kill % 2 == 0 else schedule.choice([i for i in NODES if i != leader])
+            leader = await _leader(cluster, nodes)
+            victim = leader if kill % 2 == 0 else schedule.choice([i for i in nodes if i != leader])
             victims.add(victim)
-            others = [i for i in NODES if i != victim]
+            others = [i for i in nodes if i != victim]
             await asyncio.sleep(schedule.uniform(0.0, 1.0))  # anywhere in a block's life
-            cluster4.kill(victim)
-            before = max(await cluster4.heights(others))
+            cluster.kill(victim)
+            before = max(await cluster.heights(others))
 
             async def others_commit(floor: int = before, others: list[int] = others) -> bool:
-                return min(await cluster4.heights(others)) > floor + 2
+                return min(await cluster.heights(others)) > floor + 2
 
             resumed_s = await wait_until(others_commit, timeout_s=30, what="commits without victim")
             await asyncio.sleep(schedule.uniform(0.5, 2.0))
-            target = max(await cluster4.heights(others))
-            cluster4.start(victim)
+            target = max(await cluster.heights(others))
+            cluster.start(victim)
             started = time.monotonic()
-            await cluster4.wait_healthy([victim])
-            await cluster4.wait_height([victim], target, timeout_s=30)
+            await cluster.wait_healthy([victim])
+            await cluster.wait_height([victim], target, timeout_s=30)
             print(
-                f"\nkill {kill + 1}/{KILLS}: node{victim}{' (primary)' if victim == leader else ''}"
+                f"\nkill {kill + 1}/{KILLS}: node{victim}{' (leader)' if victim == leader else ''}"
                 f" at height {before}; the others committed again after {resumed_s:.1f} s;"
                 f" caught up to {target} {time.monotonic() - started:.1f} s after restart"
             )
@@ -89,12 +97,13 @@ async def test_repeated_kill9_under_load_loses_nothing_and_never_forks(
     assert report.acknowledged, report.errors[:5]
     stray = [error for error in report.errors if int(error[4 : error.index(":")]) not in victims]
     assert not stray, stray[:5]
-    top = max(await cluster4.heights(NODES))
-    await cluster4.wait_height(NODES, top, timeout_s=30)
-    await assert_same_chain(cluster4, NODES, top)
-    await assert_txs_found(cluster4, NODES, report.acknowledged)
+    top = max(await cluster.heights(nodes))
+    await cluster.wait_height(nodes, top, timeout_s=30)
+    await assert_same_chain(cluster, nodes, top)
+    await assert_txs_found(cluster, nodes, report.acknowledged)
     print(
-        f"\nsoak: {KILLS} kills (seed {SEED}), {len(report.acknowledged)} txs acknowledged "
+        f"\nsoak {consensus} x{len(nodes)}: {KILLS} kills (seed {SEED}), "
+        f"{len(report.acknowledged)} txs acknowledged "
         f"({report.rate_per_s():.0f} tx/s), {len(report.errors)} errors at the victims; "
-        f"heights 1..{top} identical on all four"
+        f"heights 1..{top} identical on all {len(nodes)}"
     )

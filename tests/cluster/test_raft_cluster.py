@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from node.cli_init import make_testnet
 from node.cluster import cluster_status, status_line
-from node.config import Config, load_config, write_config
+from node.config import Config
 from protocol.crypto import sha256
 from protocol.proof import ProofError, TxProof, verify_tx_proof
 from protocol.proof_json import proof_from_json
@@ -42,8 +41,7 @@ from tests.cluster.cluster_harness import (
     assert_same_chain,
     assert_txs_found,
     commit_load,
-    fast_test_config,
-    free_base_port,
+    running_cluster,
     send_round_robin,
     sync_load,
     wait_until,
@@ -60,40 +58,14 @@ LOAD_BEFORE_CHANGE_S = 2.0  # steady load before the leader is killed or stopped
 # --- cluster setup ------------------------------------------------------------------------
 
 
-def create_raft_cluster(
-    directory: Path, *, nodes: int, tune: Callable[[Config], None] | None = None
-) -> LocalCluster:
-    """`seoulchain testnet --consensus raft` into `directory` (LocalCluster.create is
-    PBFT-only), each config through the harness's fast reconnect settings and `tune`."""
-    base_port = free_base_port(nodes)
-    make_testnet(directory, nodes=nodes, consensus="raft", base_port=base_port)
-    for index in range(nodes):
-        home = directory / f"node{index}"
-        config = load_config(home)
-        fast_test_config(config)
-        if tune is not None:
-            tune(config)
-        write_config(home, config, overwrite=True)
-    return LocalCluster(directory, nodes=nodes, base_port=base_port)
-
-
-@asynccontextmanager
-async def raft_cluster(
+def raft_cluster(
     directory: Path,
     *,
     nodes: int,
     tune: Callable[[Config], None] | None = None,
-) -> AsyncIterator[LocalCluster]:
+) -> contextlib.AbstractAsyncContextManager[LocalCluster]:
     """A started, healthy Raft cluster whose processes are always stopped at the end."""
-    cluster = create_raft_cluster(directory, nodes=nodes, tune=tune)
-    try:
-        for index in range(nodes):
-            cluster.start(index)
-        await cluster.wait_healthy(range(nodes))
-        yield cluster
-    finally:
-        cluster.shutdown()
-        await cluster.close_clients()
+    return running_cluster(directory, nodes=nodes, consensus="raft", tune=tune)
 
 
 def election_timeout_s(cluster: LocalCluster) -> float:
