@@ -308,6 +308,21 @@ class LocalCluster:
             reached, timeout_s=timeout_s, what=f"nodes {list(indices)} at height {height}"
         )
 
+    async def agreed_top(self, indices: Sequence[int], *, timeout_s: float) -> int:
+        """Wait until every node in `indices` is at the highest height any of them reports;
+        returns that height."""
+        top = max(await self.heights(indices))
+        await self.wait_height(indices, top, timeout_s=timeout_s)
+        return top
+
+    async def leader_seen_by(self, index: int) -> int:
+        """The leader (PBFT primary, Raft leader) node `index` reports."""
+        return int((await self.status(index))["consensus"]["leader"])
+
+    def running_indices(self) -> list[int]:
+        """The nodes whose processes are alive (a load's targets while some are killed)."""
+        return [node.index for node in self.nodes if node.running()]
+
     async def metrics_text(self, index: int) -> str:
         if self._http is None:
             self._http = aiohttp.ClientSession()

@@ -30,31 +30,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 NODES = list(range(4))
 
 
-async def leader_of(cluster: LocalCluster, index: int) -> int:
-    return int((await cluster.status(index))["consensus"]["leader"])
-
-
-async def agreed_top(cluster: LocalCluster, indices: list[int], *, timeout_s: float) -> int:
-    """Wait until every node in `indices` is at the highest height any of them reports;
-    returns that height."""
-    top = max(await cluster.heights(indices))
-    await cluster.wait_height(indices, top, timeout_s=timeout_s)
-    return top
-
-
 async def test_backup_killed_under_load_restarts_and_loses_nothing(
     cluster4: LocalCluster,
 ) -> None:
-    leader = await leader_of(cluster4, 0)
+    leader = await cluster4.leader_seen_by(0)
     victim = (leader + 1) % 4
     factory = cluster4.tx_factory("kill9")
     stop = asyncio.Event()
 
-    def live() -> list[int]:
-        return [i for i in NODES if cluster4.nodes[i].running()]
-
     load = asyncio.create_task(
-        commit_load(cluster4, factory, live, stop=stop, txs_max=3_000, duration_s_max=40)
+        commit_load(
+            cluster4, factory, cluster4.running_indices, stop=stop, txs_max=3_000, duration_s_max=40
+        )
     )
     await asyncio.sleep(2.0)
     cluster4.kill(victim)
@@ -75,7 +62,7 @@ async def test_backup_killed_under_load_restarts_and_loses_nothing(
     report = await load
     assert report.acknowledged, f"no tx acknowledged; errors: {report.errors[:5]}"
     assert all(error.startswith(f"node{victim}:") for error in report.errors), report.errors
-    top = await agreed_top(cluster4, NODES, timeout_s=30)
+    top = await cluster4.agreed_top(NODES, timeout_s=30)
     await assert_same_chain(cluster4, NODES, top)
     await assert_txs_found(cluster4, NODES, report.acknowledged)
     print(
@@ -90,19 +77,16 @@ async def test_primary_killed_under_load_view_change_and_restart(cluster4: Local
     """kill -9 of the primary while clients wait on broadcast_tx_commit at every node: the
     backups change view and keep acknowledging; the old primary restarts and follows; no
     acknowledged tx is lost."""
-    primary = await leader_of(cluster4, 0)
+    primary = await cluster4.leader_seen_by(0)
     old_round = int((await cluster4.status(primary))["consensus"]["round"])
     others = [i for i in NODES if i != primary]
     stop = asyncio.Event()
-
-    def live() -> list[int]:
-        return [i for i in NODES if cluster4.nodes[i].running()]
 
     load = asyncio.create_task(
         commit_load(
             cluster4,
             cluster4.tx_factory("kill-primary"),
-            live,
+            cluster4.running_indices,
             stop=stop,
             txs_max=3_000,
             duration_s_max=40,
@@ -133,7 +117,7 @@ async def test_primary_killed_under_load_view_change_and_restart(cluster4: Local
     report = await load
     assert report.acknowledged, report.errors[:5]
     assert all(error.startswith(f"node{primary}:") for error in report.errors), report.errors
-    top = await agreed_top(cluster4, NODES, timeout_s=30)
+    top = await cluster4.agreed_top(NODES, timeout_s=30)
     await assert_same_chain(cluster4, NODES, top)
     await assert_txs_found(cluster4, NODES, report.acknowledged)
     print(
@@ -151,7 +135,7 @@ async def test_frozen_primary_triggers_view_change_then_rejoins(cluster4: LocalC
     factory = cluster4.tx_factory("sigstop")
     warm = await cluster4.client(1).broadcast_tx_commit(factory.make())
     assert warm["tx_result"]["code"] == 0
-    primary = await leader_of(cluster4, 0)
+    primary = await cluster4.leader_seen_by(0)
     old_round = int((await cluster4.status(primary))["consensus"]["round"])
     others = [i for i in NODES if i != primary]
     stop = asyncio.Event()
@@ -187,7 +171,7 @@ async def test_frozen_primary_triggers_view_change_then_rejoins(cluster4: LocalC
     fresh = [item.tx_hash for item in sent if item.sent_s >= new_view_at]
     committed = await committed_subset(cluster4, others[0], fresh)
     assert committed, f"none of {len(fresh)} txs sent in the new view committed"
-    top = await agreed_top(cluster4, NODES, timeout_s=30)
+    top = await cluster4.agreed_top(NODES, timeout_s=30)
     await assert_same_chain(cluster4, NODES, top)
     await assert_txs_found(cluster4, NODES, committed)
     status = (await cluster4.status(primary))["consensus"]
@@ -211,7 +195,7 @@ async def test_two_of_four_down_stops_progress_then_resumes(cluster4: LocalClust
     factory = cluster4.tx_factory("quorum")
     warm = await cluster4.client(0).broadcast_tx_commit(factory.make())
     assert warm["tx_result"]["code"] == 0
-    primary = await leader_of(cluster4, 0)
+    primary = await cluster4.leader_seen_by(0)
     victims = [i for i in NODES if i != primary][:2]
     survivors = [i for i in NODES if i not in victims]
     for victim in victims:
@@ -241,7 +225,7 @@ async def test_two_of_four_down_stops_progress_then_resumes(cluster4: LocalClust
 
     await wait_until(resumed, timeout_s=40, interval_s=0.2, what="progress after restart")
     resume_s = time.monotonic() - restarted_at
-    top = await agreed_top(cluster4, NODES, timeout_s=30)
+    top = await cluster4.agreed_top(NODES, timeout_s=30)
     assert top > height_at_kill
     await assert_same_chain(cluster4, NODES, top)
     await assert_txs_found(cluster4, NODES, hashes)
@@ -259,7 +243,7 @@ async def test_txs_waiting_at_backups_commit_after_view_change(cluster4: LocalCl
     factory = cluster4.tx_factory("burst")
     warm = await cluster4.client(1).broadcast_tx_commit(factory.make())
     assert warm["tx_result"]["code"] == 0
-    primary = await leader_of(cluster4, 0)
+    primary = await cluster4.leader_seen_by(0)
     others = [i for i in NODES if i != primary]
     cluster4.pause(primary)
     burst = factory.batch(30)

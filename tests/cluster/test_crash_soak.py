@@ -33,10 +33,6 @@ SEED = int(os.environ.get("SOAK_SEED", "1207"))
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(60 + 40 * KILLS)]
 
 
-async def _leader(cluster: LocalCluster, among: list[int]) -> int:
-    return int((await cluster.status(among[0]))["consensus"]["leader"])
-
-
 @pytest.mark.parametrize(("consensus", "nodes"), [("pbft", 4), ("raft", 3)])
 async def test_repeated_kill9_under_load_loses_nothing_and_never_forks(
     tmp_path: Path, consensus: str, nodes: int
@@ -50,14 +46,11 @@ async def _soak(cluster: LocalCluster, nodes: list[int], consensus: str) -> None
     stop = asyncio.Event()
     victims: set[int] = set()
 
-    def live() -> list[int]:
-        return [i for i in nodes if cluster.nodes[i].running()]
-
     load = asyncio.create_task(
         commit_load(
             cluster,
             cluster.tx_factory("soak"),
-            live,
+            cluster.running_indices,
             stop=stop,
             txs_max=1_000_000,
             duration_s_max=40 * KILLS + 30,
@@ -67,7 +60,7 @@ async def _soak(cluster: LocalCluster, nodes: list[int], consensus: str) -> None
     try:
         await asyncio.sleep(2.0)
         for kill in range(KILLS):
-            leader = await _leader(cluster, nodes)
+            leader = await cluster.leader_seen_by(nodes[0])
             victim = leader if kill % 2 == 0 else schedule.choice([i for i in nodes if i != leader])
             victims.add(victim)
             others = [i for i in nodes if i != victim]
@@ -97,8 +90,7 @@ async def _soak(cluster: LocalCluster, nodes: list[int], consensus: str) -> None
     assert report.acknowledged, report.errors[:5]
     stray = [error for error in report.errors if int(error[4 : error.index(":")]) not in victims]
     assert not stray, stray[:5]
-    top = max(await cluster.heights(nodes))
-    await cluster.wait_height(nodes, top, timeout_s=30)
+    top = await cluster.agreed_top(nodes, timeout_s=30)
     await assert_same_chain(cluster, nodes, top)
     await assert_txs_found(cluster, nodes, report.acknowledged)
     print(
