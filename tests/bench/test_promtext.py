@@ -72,18 +72,24 @@ def test_signature_checks_per_committed_tx_is_none_without_a_block() -> None:
     assert promtext.run_figures(scrape, scrape)["signature_checks_per_committed_tx"] is None
 
 
-def commit_histogram(observations: list[float]) -> promtext.Scrape:
-    """A real prometheus_client exposition of the node's commit histogram and buckets."""
+def histograms_scrape(
+    histograms: dict[str, tuple[tuple[float, ...], list[float]]],
+) -> promtext.Scrape:
+    """A real prometheus_client exposition of histograms named as the node names them:
+    {name: (buckets, observations)}."""
     registry = CollectorRegistry()
-    histogram = Histogram(
-        "seoulchain_consensus_commit_seconds",
-        "c",
-        buckets=(0.01, 0.02, 0.05, 0.1),
-        registry=registry,
-    )
-    for seconds in observations:
-        histogram.observe(seconds)
+    for name, (buckets, observations) in histograms.items():
+        histogram = Histogram(name, "h", buckets=buckets, registry=registry)
+        for value in observations:
+            histogram.observe(value)
     return promtext.parse(generate_latest(registry).decode())
+
+
+def commit_histogram(observations: list[float]) -> promtext.Scrape:
+    """The node's commit histogram, with these buckets."""
+    return histograms_scrape(
+        {"seoulchain_consensus_commit_seconds": ((0.01, 0.02, 0.05, 0.1), observations)}
+    )
 
 
 def test_histogram_quantile_covers_only_what_the_run_observed() -> None:
@@ -110,20 +116,18 @@ def test_histogram_quantile_covers_only_what_the_run_observed() -> None:
 def persist_histograms(writes: list[tuple[float, int]]) -> promtext.Scrape:
     """The node's two consensus-write histograms (node/metrics.py), one observation each per
     synced write: its seconds and the engine outputs it covered."""
-    registry = CollectorRegistry()
-    seconds = Histogram(
-        "seoulchain_consensus_persist_seconds",
-        "s",
-        buckets=(0.001, 0.002, 0.004, 0.008),
-        registry=registry,
+    return histograms_scrape(
+        {
+            "seoulchain_consensus_persist_seconds": (
+                (0.001, 0.002, 0.004, 0.008),
+                [write_s for write_s, _ in writes],
+            ),
+            "seoulchain_consensus_persist_outputs": (
+                (1, 2, 4, 8),
+                [float(covered) for _, covered in writes],
+            ),
+        }
     )
-    outputs = Histogram(
-        "seoulchain_consensus_persist_outputs", "o", buckets=(1, 2, 4, 8), registry=registry
-    )
-    for write_s, covered in writes:
-        seconds.observe(write_s)
-        outputs.observe(covered)
-    return promtext.parse(generate_latest(registry).decode())
 
 
 def test_consensus_write_figures_count_the_run_writes_and_their_grouping() -> None:

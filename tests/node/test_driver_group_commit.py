@@ -88,6 +88,27 @@ async def _never_commit(_sealed: SealedBlock) -> None:
     raise AssertionError("nothing commits in this test")
 
 
+def _bare_driver(
+    engine: Engine,
+    *,
+    persist: Callable[[Records], None],
+    send: Callable[[Envelope], None] = lambda _envelope: None,
+    commit: Callable[[SealedBlock], Awaitable[None]] = _never_commit,
+    fetch: Callable[[FetchRequest], None] = lambda _request: None,
+) -> EngineDriver:
+    """A driver with no ticks in a test's time (60 s) and room for every message offered."""
+    return EngineDriver(
+        engine,
+        persist=persist,
+        send=send,
+        commit=commit,
+        fetch=fetch,
+        after_step=lambda _status: None,
+        tick_ms=60_000,
+        peer_inbox_max=1_000,
+    )
+
+
 def _driver(
     engine: Engine,
     disk: Disk,
@@ -106,16 +127,7 @@ def _driver(
         assert disk.holds(request.from_height)
         fetched.append(request.from_height)
 
-    return EngineDriver(
-        engine,
-        persist=disk.persist,
-        send=send,
-        commit=commit,
-        fetch=fetch,
-        after_step=lambda _status: None,
-        tick_ms=60_000,
-        peer_inbox_max=1_000,
-    )
+    return _bare_driver(engine, persist=disk.persist, send=send, commit=commit, fetch=fetch)
 
 
 async def test_steps_arriving_during_a_write_share_the_next_one_and_leave_only_after_it() -> None:
@@ -221,16 +233,7 @@ async def test_a_caller_waiting_on_a_failed_driver_is_told_instead_of_hanging() 
     def broken_disk(_records: Records) -> None:
         raise OSError("disk gone")
 
-    driver = EngineDriver(
-        Numbered(),
-        persist=broken_disk,
-        send=lambda _envelope: None,
-        commit=_never_commit,
-        fetch=lambda _request: None,
-        after_step=lambda _status: None,
-        tick_ms=60_000,
-        peer_inbox_max=10,
-    )
+    driver = _bare_driver(Numbered(), persist=broken_disk)
     runner = asyncio.create_task(driver.run())
     driver.offer_peer(Received(NodeId(1), 0))
     call = asyncio.create_task(driver.call(lambda _engine: Output(persist=((b"k", b"v"),))))
@@ -261,16 +264,7 @@ async def test_outputs_ahead_of_a_groups_first_record_leave_before_its_write() -
     def send(envelope: Envelope) -> None:
         happened.append(f"send {envelope.message}")
 
-    driver = EngineDriver(
-        Scripted(),
-        persist=persist,
-        send=send,
-        commit=_never_commit,
-        fetch=lambda _request: None,
-        after_step=lambda _status: None,
-        tick_ms=60_000,
-        peer_inbox_max=10,
-    )
+    driver = _bare_driver(Scripted(), persist=persist, send=send)
     driver.offer_peer(Received(NodeId(1), "commit"))
     driver.offer_peer(Received(NodeId(2), "vote"))
     runner = asyncio.create_task(driver.run())
