@@ -20,6 +20,18 @@ meanwhile (StandbyVerifier), so the block carrying it usually finds it verified.
 from a non-validator, and any gossip at a non-validator, is admitted and relayed as a
 client tx is (observers need not be connected to every validator, so their txs must
 travel on).
+
+Raft validators (`txs_to_leader`) send a tx to the leader only, as etcd forwards proposals:
+a follower forwards its clients' txs to the leader, and the leader sends its own to no
+one, since its AppendEntries carry them to every follower. PBFT floods because its backups
+must hold the txs a primary might censor (f + 1 of them suspect it); Raft trusts its leader
+not to lie, so the copies only cost every follower a receive, a standby entry and a
+background verify per tx that the AppendEntries repeat (~7% of a Raft node's CPU per tx at
+saturation; BENCHMARKS.md). Liveness keeps the custody rules: the node that took a tx from
+its client holds it in its pool until it commits, re-offers it to the leader when it waits
+(`reoffer_to_leader`), and offers everything it holds to a new leader at once
+(`note_leader`). While no leader is known (an election) txs are flooded as PBFT's are, so
+whichever validator wins holds them in standby and promotes them.
 """
 
 from __future__ import annotations
@@ -75,6 +87,7 @@ class NodeNetwork:
         standby: StandbyStore | None = None,
         is_leader: Callable[[], bool] = lambda: False,
         standby_verifier: StandbyVerifier | None = None,
+        txs_to_leader: bool = False,
     ) -> None:
         self.p2p = p2p
         self._on_carried_block = on_carried_block
@@ -83,6 +96,9 @@ class NodeNetwork:
         # Only a validator keeps standby txs; a non-validator admits and relays (see above).
         self.standby = standby if validators.index_of(own_key) is not None else None
         self._is_leader = is_leader
+        # Raft: a validator's txs go to the leader alone (see above); `note_leader` keeps it.
+        self._txs_to_leader = txs_to_leader and self.standby is not None
+        self._leader_key: bytes | None = None
         self._standby_verifier = standby_verifier if self.standby is not None else None
         self._codec = codec
         self._driver = driver
@@ -220,17 +236,47 @@ class NodeNetwork:
     # --- tx gossip --------------------------------------------------------------------------
 
     def _on_peer(self, peer_key: bytes, connected: bool) -> None:
-        """A peer that (re)connects gets the txs we hold: it missed their first flood."""
-        if connected:
+        """A peer that (re)connects gets the txs we hold: it missed their first flood. Under
+        `txs_to_leader` only the leader needs them (or any peer, while none is known)."""
+        if connected and (not self._txs_to_leader or self._leader_key in (None, peer_key)):
             pending = self._mempool.pending_txs(_REGOSSIP_TXS_MAX)
-            queued = self.gossip.offer_to_peer(peer_key, [tx.encode() for tx in pending])
-            if queued:
-                log.info("re-gossiped %d pending txs to %s", queued, peer_key.hex()[:12])
+            self._offer_txs(peer_key, [tx.encode() for tx in pending], "re-gossiped")
+
+    def _offer_txs(self, peer_key: bytes, raws: list[bytes], what: str) -> None:
+        queued = self.gossip.offer_to_peer(peer_key, raws)
+        if queued:
+            log.info("%s %d pending txs to %s", what, queued, peer_key.hex()[:12])
+
+    def note_leader(self, leader: NodeId | None) -> None:
+        """The engine's leader after a step. Under `txs_to_leader` a new leader is offered
+        every tx waiting here (not carried by a block yet): those forwarded went to the old
+        one, and a leader that stepped down never sent its own anywhere."""
+        if not self._txs_to_leader:
+            return
+        keys = self._validators.public_keys
+        key = keys[leader] if leader is not None and 0 <= leader < len(keys) else None
+        if key == self._leader_key:
+            return
+        self._leader_key = key
+        if key is not None and key != self._own_key and key in self.p2p.connected_keys():
+            waiting = self._mempool.pending_raws_before(
+                self._mempool.arrival_mark(), _REGOSSIP_TXS_MAX
+            )
+            self._offer_txs(key, waiting, "offered the new leader")
 
     def gossip_txs(self, raws: Sequence[bytes], digests: Sequence[bytes]) -> None:
-        """Flood txs this node admitted; `digests` are their hashes (the mempool's), which
+        """Flood txs this node admitted (under `txs_to_leader`, send them to the leader;
+        see the module docstring); `digests` are their hashes (the mempool's), which
         gossip's seen-cache is keyed by, so they are not hashed again."""
-        self.gossip.add_many(raws, digests)
+        leader = self._leader_key
+        if not self._txs_to_leader or leader is None:
+            self.gossip.add_many(raws, digests)
+        elif leader == self._own_key:
+            return  # our AppendEntries carry them to every follower
+        elif leader in self.p2p.connected_keys():
+            self.gossip.add_many(raws, digests, only=leader)
+        else:
+            self.gossip.add_many(raws, digests)  # cut off from the leader: keep copies about
 
     def _on_gossiped_txs(self, peer_key: bytes, raws: list[bytes], digests: list[bytes]) -> None:
         from_validator = self._validators.index_of(peer_key) is not None
@@ -295,7 +341,7 @@ class NodeNetwork:
             elif admission.reason in PASSING_REFUSALS:
                 self.gossip.forget_digest(digest)
         if relayed:
-            self.gossip.add_many(relayed, relayed_digests)
+            self.gossip_txs(relayed, relayed_digests)
 
     def reoffer_to_leader(self, leader: int, raws: list[bytes]) -> int:
         """Send txs that have waited here too long to the leader again: it may have

@@ -357,6 +357,7 @@ class Node:
             standby=self.standby,
             is_leader=lambda: self.standby_keeper.leading,
             standby_verifier=self.standby_verifier,
+            txs_to_leader=genesis.consensus.kind == "raft",
         )
 
     def _send(self, envelope: Envelope) -> None:
@@ -386,9 +387,11 @@ class Node:
 
     def _track_leadership(self, status: EngineStatus) -> None:
         """The leader admits gossiped txs in full, the other validators keep them in standby
-        (NodeNetwork asks the keeper); on becoming leader, standby txs are promoted."""
+        (NodeNetwork asks the keeper); on becoming leader, standby txs are promoted. A Raft
+        validator's network also learns where to send its txs (`note_leader`)."""
         if self.network is not None and self.network.standby is not None:
             self.standby_keeper.track(leading=status.leader == status.node_id, round_=status.round)
+            self.network.note_leader(status.leader)
 
     def _idle_s(self) -> float:
         last = self._last_commit_monotonic or self._started_monotonic

@@ -160,10 +160,19 @@ class TxGossip:
         False if it was already gossiped (or is too large to gossip)."""
         return self.add_many([tx]) == 1
 
-    def add_many(self, txs: Sequence[bytes], digests: Sequence[bytes] | None = None) -> int:
+    def add_many(
+        self,
+        txs: Sequence[bytes],
+        digests: Sequence[bytes] | None = None,
+        *,
+        only: bytes | None = None,
+    ) -> int:
         """`add` for many txs, in order; `digests` are their SHA-256 digests if the caller
         has them (the mempool hashed each tx it admitted), so they are not hashed again.
         The connected peers, the clock and the expiry are read once per call, not per tx.
+        `only` names the one peer to send them to (a Raft follower forwards to its leader);
+        a tx sent there counts as gossiped, so a later `add` skips it (`offer_to_peer`
+        reaches another peer).
 
         A peer that was sent nothing for a flush interval gets its batch now rather than
         at the next flush: at a moderate rate a client's call (an RPC `broadcast_txs`) is
@@ -172,7 +181,8 @@ class TxGossip:
         many txs were newly gossiped."""
         assert digests is None or len(digests) == len(txs), "one digest per tx"
         remember = self._remembering()
-        peers = [(key, self._peer_bit(key)) for key in self._transport.connected_keys()]
+        keys = self._transport.connected_keys() if only is None else (only,)
+        peers = [(key, self._peer_bit(key)) for key in keys]
         tx_bytes_max = self._limits.tx_bytes_max
         added = 0
         for index, tx in enumerate(txs):

@@ -1,7 +1,8 @@
 """Issue 5, process level: Raft clusters of real `seoulchain start` processes on 127.0.0.1.
 
 1. 3 and 5 validators commit txs sent round-robin; every node holds the same chain, and
-   every block carries a leader seal (kind 2) that verifies offline.
+   every block carries a leader seal (kind 2) that verifies offline. Txs travel to the
+   leader only: followers forward theirs to it, nobody sends any to a follower.
 2. kill -9 of the leader under load: a new leader in a higher term within about the
    election timeout, nothing acknowledged by broadcast_tx_commit is lost, and the old
    leader, restarted, rejoins as a follower with the same chain.
@@ -41,6 +42,7 @@ from tests.cluster.cluster_harness import (
     assert_same_chain,
     assert_txs_found,
     commit_load,
+    metric_value,
     running_cluster,
     send_round_robin,
     sync_load,
@@ -53,6 +55,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 POLL_S = 0.05  # status polling interval for the timing measurements
 LOAD_BEFORE_CHANGE_S = 2.0  # steady load before the leader is killed or stopped
+METRICS_SYNC_S = 1.5  # a node copies its p2p counters into its metrics every second
 
 
 # --- cluster setup ------------------------------------------------------------------------
@@ -234,6 +237,11 @@ async def test_round_robin_txs_commit_identically_under_leader_seals(
     async with raft_cluster(tmp_path / "net", nodes=nodes) as cluster:
         indices = list(range(nodes))
         leader = await wait_leader(cluster, indices, timeout_s=15)
+
+        async def all_see_the_leader() -> bool:
+            return all([await cluster.leader_seen_by(i) == leader.index for i in indices])
+
+        await wait_until(all_see_the_leader, timeout_s=15, interval_s=POLL_S, what="followers")
         factories = [cluster.tx_factory("raft-rr-a", 0), cluster.tx_factory("raft-rr-b", 1)]
         batch = [factories[i % 2].make() for i in range(txs)]
         started = time.monotonic()
@@ -262,6 +270,7 @@ async def test_round_robin_txs_commit_identically_under_leader_seals(
         assert sum("role=follower" in line for line in lines) == nodes - 1, lines
         await assert_leader_sealed(cluster, (leader.index + 1) % nodes, top)
         await assert_tx_proofs_verify(cluster, (leader.index + 2) % nodes, hashes[::97])
+        await assert_txs_went_to_the_leader_only(cluster, indices, leader.index)
         log.info(
             "raft scenario 1 (n=%d): %d txs, %d blocks, %.2f s, %.0f tx/s",
             nodes,
@@ -274,6 +283,28 @@ async def test_round_robin_txs_commit_identically_under_leader_seals(
             f"\nraft n={nodes}: {txs} txs in {top} blocks, {elapsed:.2f} s, "
             f"{txs / elapsed:.0f} tx/s"
         )
+
+
+async def assert_txs_went_to_the_leader_only(
+    cluster: LocalCluster, indices: Sequence[int], leader: int
+) -> None:
+    """Followers forward their clients' txs to the leader and to no one else; the leader
+    sends its own to no one (its AppendEntries carry them). Counted by each node's p2p
+    metrics on the tx channel, once they have synced (every second)."""
+    await asyncio.sleep(METRICS_SYNC_S)
+    texts = {index: await cluster.metrics_text(index) for index in indices}
+
+    def txs_frames(index: int, direction: str) -> float:
+        labels = f'channel="txs",direction="{direction}"'
+        return metric_value(texts[index], "seoulchain_p2p_messages_total", labels)
+
+    followers = [index for index in indices if index != leader]
+    assert txs_frames(leader, "out") == 0, "the leader sends its txs in AppendEntries only"
+    assert txs_frames(leader, "in") > 0, "followers forward their clients' txs to it"
+    for index in followers:
+        assert txs_frames(index, "in") == 0, f"node {index} was sent txs, not being the leader"
+        assert txs_frames(index, "out") > 0, f"node {index} forwarded nothing"
+    assert txs_frames(leader, "in") == sum(txs_frames(index, "out") for index in followers)
 
 
 # --- scenario 2 ---------------------------------------------------------------------------

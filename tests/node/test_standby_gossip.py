@@ -2,153 +2,30 @@
 held by a carried block, and the PBFT carried-block signature path. A real Node (validator 1
 of a 4-validator PBFT genesis, real LevelDB store and services check_tx) that is not
 started: gossip batches enter through TxGossip's receive path, and a stub stands in for
-the p2p transport under gossip so that relayed batches can be counted."""
+the p2p transport under gossip so that relayed batches can be counted (tests/node/gossip_rig.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from consensus.pbft import messages as m
-from consensus.types import EngineStatus, NodeId
-from node.config import Config
 from node.network import NodeNetwork
-from node.node import Node
 from protocol.block import make_block
 from protocol.crypto import ZERO_HASH, SigningKey
-from protocol.tx import Tx, sign_tx
-from services.notary import encode_anchor
-from storage.leveldb import LevelDbChainStore
-from tests.node.cluster_helpers import CHAIN, local_net
-
-ME = 1
-OBSERVER = SigningKey.from_secret(b"observer").public_key
-
-
-class StubTransport:
-    """What gossip needs from P2PNode: three connected validator peers, frames counted."""
-
-    def __init__(self, peers: list[bytes]) -> None:
-        self.peers = peers
-        self.sent: list[tuple[bytes, int]] = []  # (peer, txs in the batch)
-
-    def connected_keys(self) -> list[bytes]:
-        return list(self.peers)
-
-    def send(self, peer_key: bytes, channel_id: int, payload: bytes) -> bool:
-        self.sent.append((peer_key, len(msgspec.msgpack.decode(payload))))
-        return True
-
-    def register_channel(
-        self,
-        channel_id: int,
-        on_message: Callable[[bytes, bytes], None],
-        *,
-        send_queue_max: int,
-        message_bytes_max: int,
-    ) -> None:
-        raise AssertionError("installed after registration")
-
-
-@dataclasses.dataclass
-class Rig:
-    node: Node
-    stub: StubTransport
-    keys: list[SigningKey]
-    agency: SigningKey
-
-    def receive(self, sender: bytes, txs: list[Tx]) -> None:
-        assert self.node.network is not None
-        payload = msgspec.msgpack.encode([tx.encode() for tx in txs])
-        self.node.network.gossip._on_message(sender, payload)
-
-    def relayed(self) -> int:
-        assert self.node.network is not None
-        self.node.network.gossip.flush()
-        return sum(count for _, count in self.stub.sent)
-
-    def lead(self, leading: bool) -> None:
-        leader = ME if leading else 0
-        status = EngineStatus(
-            kind="pbft",
-            node_id=NodeId(ME),
-            committed_height=0,
-            round=leader,
-            leader=NodeId(leader),
-            role="primary" if leading else "backup",
-            proposal_slot=None,
-        )
-        self.node._track_leadership(status)
-
-
-_nonces = iter(range(1, 1_000_000))
-
-
-def anchors(agency: SigningKey, count: int) -> list[Tx]:
-    txs = []
-    for _ in range(count):
-        nonce = next(_nonces)
-        body = encode_anchor(nonce.to_bytes(32, "big"), "certificate")
-        txs.append(
-            sign_tx(
-                agency,
-                chain_id=CHAIN,
-                nonce=nonce,
-                expiry_height=10_000,
-                kind="notary.anchor",
-                body=body,
-            )
-        )
-    return txs
+from protocol.tx import Tx
+from tests.node.cluster_helpers import CHAIN
+from tests.node.gossip_rig import OBSERVER, Rig, anchors, gossip_rig, settle
 
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    net = local_net(tmp_path, validators=4)
-    config: Config = net.configs[ME]
-    node = Node(
-        config=config,
-        genesis=net.genesis,
-        key=net.keys[ME],
-        store=LevelDbChainStore(net.store_path(ME)),
-    )
-    assert node.network is not None
-    stub = StubTransport([key.public_key for i, key in enumerate(net.keys) if i != ME])
-    node.network.gossip._transport = stub
-    node.network.p2p.connected_keys = stub.connected_keys  # type: ignore[method-assign]
-    try:
-        yield Rig(node=node, stub=stub, keys=net.keys, agency=net.agency)
-    finally:
-        if node.standby_keeper.promotion is not None:
-            await node.standby_keeper.promotion
-        await node.standby_verifier.stop()
-        await settle()
-        for worker in node.network._workers.values():
-            worker.cancel()
-        await asyncio.gather(*node.network._workers.values(), return_exceptions=True)
-        node.mempool.close()
-        node.store.close()
-
-
-async def settle() -> None:
-    """Let the admission tasks the gossip handler spawned (and their verify threads) finish;
-    the per-peer ingress workers and the standby verifier run forever and are left alone
-    (`StandbyVerifier.idle` waits for the latter)."""
-    for _ in range(50):
-        pending = [
-            task
-            for task in asyncio.all_tasks() - {asyncio.current_task()}
-            if not task.get_coro().__qualname__.endswith("_ingress_worker")  # type: ignore[union-attr]
-            and task.get_name() != "standby-verify"
-        ]
-        if not pending:
-            return
-        await asyncio.gather(*pending)
+    async with gossip_rig(tmp_path, consensus="pbft", validators=4) as made:
+        yield made
 
 
 async def test_backup_keeps_gossip_in_standby_verified_in_background_relays_nothing(
