@@ -21,17 +21,16 @@ from a non-validator, and any gossip at a non-validator, is admitted and relayed
 client tx is (observers need not be connected to every validator, so their txs must
 travel on).
 
-Raft validators (`txs_to_leader`) send a tx to the leader only, as etcd forwards proposals:
-a follower forwards its clients' txs to the leader, and the leader sends its own to no
-one, since its AppendEntries carry them to every follower. PBFT floods because its backups
-must hold the txs a primary might censor (f + 1 of them suspect it); Raft trusts its leader
-not to lie, so the copies only cost every follower a receive, a standby entry and a
-background verify per tx that the AppendEntries repeat (~7% of a Raft node's CPU per tx at
-saturation; BENCHMARKS.md). Liveness keeps the custody rules: the node that took a tx from
-its client holds it in its pool until it commits, re-offers it to the leader when it waits
-(`reoffer_to_leader`), and offers everything it holds to a new leader at once
-(`note_leader`). While no leader is known (an election) txs are flooded as PBFT's are, so
-whichever validator wins holds them in standby and promotes them.
+A Raft follower (`txs_to_leader`) sends its clients' txs to the leader only, as etcd
+forwards proposals. PBFT floods because its backups must hold the txs a primary might
+censor (f + 1 of them suspect it); Raft trusts its leader not to lie, and a follower's
+copy of another follower's tx is a second receive of what the AppendEntries bring anyway.
+The leader still floods its own clients' txs, so that they outlive it in the followers'
+standby stores if it crashes; every tx thus sits on at least two validators. Liveness
+keeps the custody rules: the node that took a tx from its client holds it in its pool
+until it commits, re-offers it to the leader when it waits (`reoffer_to_leader`), and
+offers every waiting tx to a new leader at once (`note_leader`). While no leader is known
+(an election), or it is not connected, txs are flooded as PBFT's are.
 """
 
 from __future__ import annotations
@@ -96,7 +95,7 @@ class NodeNetwork:
         # Only a validator keeps standby txs; a non-validator admits and relays (see above).
         self.standby = standby if validators.index_of(own_key) is not None else None
         self._is_leader = is_leader
-        # Raft: a validator's txs go to the leader alone (see above); `note_leader` keeps it.
+        # Raft: a follower's txs go to the leader alone (see above); `note_leader` tracks it.
         self._txs_to_leader = txs_to_leader and self.standby is not None
         self._leader_key: bytes | None = None
         self._standby_verifier = standby_verifier if self.standby is not None else None
@@ -249,8 +248,8 @@ class NodeNetwork:
 
     def note_leader(self, leader: NodeId | None) -> None:
         """The engine's leader after a step. Under `txs_to_leader` a new leader is offered
-        every tx waiting here (not carried by a block yet): those forwarded went to the old
-        one, and a leader that stepped down never sent its own anywhere."""
+        every tx waiting here (not carried by a block yet) that it is not known to have:
+        those forwarded went to the old one."""
         if not self._txs_to_leader:
             return
         keys = self._validators.public_keys
@@ -265,18 +264,19 @@ class NodeNetwork:
             self._offer_txs(key, waiting, "offered the new leader")
 
     def gossip_txs(self, raws: Sequence[bytes], digests: Sequence[bytes]) -> None:
-        """Flood txs this node admitted (under `txs_to_leader`, send them to the leader;
-        see the module docstring); `digests` are their hashes (the mempool's), which
-        gossip's seen-cache is keyed by, so they are not hashed again."""
+        """Flood txs this node admitted (under `txs_to_leader` a follower sends them to the
+        leader alone; see the module docstring); `digests` are their hashes (the
+        mempool's), which gossip's seen-cache is keyed by, so they are not hashed again."""
         leader = self._leader_key
-        if not self._txs_to_leader or leader is None:
-            self.gossip.add_many(raws, digests)
-        elif leader == self._own_key:
-            return  # our AppendEntries carry them to every follower
-        elif leader in self.p2p.connected_keys():
+        if (
+            self._txs_to_leader
+            and leader is not None
+            and leader != self._own_key
+            and leader in self.p2p.connected_keys()
+        ):
             self.gossip.add_many(raws, digests, only=leader)
         else:
-            self.gossip.add_many(raws, digests)  # cut off from the leader: keep copies about
+            self.gossip.add_many(raws, digests)
 
     def _on_gossiped_txs(self, peer_key: bytes, raws: list[bytes], digests: list[bytes]) -> None:
         from_validator = self._validators.index_of(peer_key) is not None
