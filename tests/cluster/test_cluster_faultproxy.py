@@ -144,8 +144,7 @@ async def test_delay_partition_heal(proxied: ProxiedCluster) -> None:
         cluster, factory, lambda: NODES, stop=stop, txs_max=100, duration_s_max=3
     )
     assert after.acknowledged, after.errors[:5]
-    top = max(await cluster.heights(NODES))
-    await cluster.wait_height(NODES, top, timeout_s=20)
+    top = await cluster.agreed_top(NODES, timeout_s=20)
     await assert_same_chain(cluster, NODES, top)
     acknowledged = delayed.acknowledged + during.acknowledged + after.acknowledged
     await assert_txs_found(cluster, NODES, acknowledged)
@@ -184,8 +183,7 @@ async def test_partition_longer_than_idle_timeout(proxied: ProxiedCluster) -> No
         cluster, factory, lambda: NODES, stop=stop, txs_max=50, duration_s_max=3
     )
     assert after.acknowledged, after.errors[:5]
-    top = max(await cluster.heights(NODES))
-    await cluster.wait_height(NODES, top, timeout_s=20)
+    top = await cluster.agreed_top(NODES, timeout_s=20)
     await assert_same_chain(cluster, NODES, top)
     await assert_txs_found(cluster, NODES, during.acknowledged + after.acknowledged)
     print(
