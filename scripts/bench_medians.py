@@ -8,7 +8,10 @@ spread. Usage:
         pbft:4:4000 pbft:4:1650 raft:3:4000
 
 Each setup is CONSENSUS:NODES:RATE (open loop, tx/s offered). Results go under --out (one
-directory per run, with the bench's results.json and report.md) and a summary.json.
+directory per run, with the bench's results.json and report.md) and a summary.json. The
+nodes' chain stores are deleted after each run (configs and logs stay): a 60 s run near
+saturation leaves 1–4 GB of LevelDB, and a long set filled this machine's disk until a node
+stopped on ENOSPC mid-run. `--keep-data` keeps them.
 
 A/B: with `--base DIR` (another checkout, e.g. `git worktree add /tmp/base ac04566`) every
 run of a setup is paired with a run of the same setup on DIR's code, the pair's order
@@ -23,6 +26,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -72,6 +76,16 @@ def bench_invocation(
     return command, variant.tree, {**os.environ, "PYTHONPATH": pythonpath}
 
 
+def drop_chain_stores(out: Path) -> int:
+    """Delete the chain stores (`cluster/node*/data`) a run left under `out`; returns the
+    bytes freed. Everything the tables use is in results.json and report.md."""
+    freed = 0
+    for data in sorted(out.glob("cluster/node*/data")):
+        freed += sum(path.stat().st_size for path in data.rglob("*") if path.is_file())
+        shutil.rmtree(data)
+    return freed
+
+
 def _run_once(
     setup: str, index: int, args: argparse.Namespace, variant: Variant
 ) -> dict[str, object]:
@@ -81,7 +95,11 @@ def _run_once(
     load_before = os.getloadavg()[0]
     verify_us = verify_microseconds()  # before the run: the bench measures it again
     command, cwd, env = bench_invocation(setup, out, args, variant)
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=cwd, env=env)
+    try:
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=cwd, env=env)
+    finally:
+        if not args.keep_data:
+            drop_chain_stores(out)
     result = json.loads((out / "results.json").read_text())
     run = result["runs"][0]
     latency = run["latency"]
@@ -142,6 +160,9 @@ def main() -> int:
     parser.add_argument("--out", default="bench-results/medians")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--base", type=Path, help="A/B against the code in this checkout")
+    parser.add_argument(
+        "--keep-data", action="store_true", help="keep each run's chain stores (GBs per run)"
+    )
     args = parser.parse_args()
     sides = variants(args.base)
     by_setup: dict[str, list[dict[str, object]]] = {

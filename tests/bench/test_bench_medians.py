@@ -1,4 +1,5 @@
-"""scripts/bench_medians.py: the bench command of a run, and its A/B mode (`--base`)."""
+"""scripts/bench_medians.py: the bench command of a run, its A/B mode (`--base`), and the
+chain stores it deletes after a run."""
 
 from __future__ import annotations
 
@@ -68,3 +69,25 @@ def test_a_base_run_imports_the_base_checkout_ahead_of_the_installed_one(tmp_pat
         check=True,
     ).stdout.strip()
     assert Path(found) == base.resolve() / "node" / "__init__.py"
+
+
+def test_after_a_run_only_the_chain_stores_go(tmp_path: Path) -> None:
+    out = tmp_path / "pbft4-1600-0"
+    for node in ("node0", "node1"):
+        (out / "cluster" / node / "data" / "chain.db").mkdir(parents=True)
+        (out / "cluster" / node / "data" / "chain.db" / "000005.ldb").write_bytes(b"x" * 1000)
+        (out / "cluster" / node / "node.log").write_text("log")
+        (out / "cluster" / node / "config.toml").write_text("[p2p]")
+    (out / "results.json").write_text("{}")
+    (out / "report.md").write_text("# report")
+    assert bench_medians.drop_chain_stores(out) == 2000
+    assert not list(out.glob("cluster/node*/data"))
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "cluster/node0/config.toml",
+        "cluster/node0/node.log",
+        "cluster/node1/config.toml",
+        "cluster/node1/node.log",
+        "report.md",
+        "results.json",
+    ]
+    assert bench_medians.drop_chain_stores(out) == 0, "nothing left to drop"
