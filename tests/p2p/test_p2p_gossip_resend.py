@@ -1,5 +1,6 @@
 """Re-sending refused txs: `forget` lets a later copy through, `resend_to_peer` ignores
-what the peer is believed to hold, and both stay bounded."""
+what the peer is believed to hold, and both stay bounded. And sending to one peer only
+(`add_many(only=...)`, a Raft follower's forward to its leader)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import msgspec
 from p2p.gossip import GossipLimits, TxGossip
 
 PEER = b"p" * 32
+OTHER = b"o" * 32
 
 
 class RecordingTransport:
-    """The GossipTransport a test double must provide: one connected peer, sends kept."""
+    """The GossipTransport a test double must provide: connected peers (one unless told),
+    sends kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, peers: tuple[bytes, ...] = (PEER,)) -> None:
+        self.peers = peers
         self.sent: list[tuple[bytes, list[bytes]]] = []
         self.on_message: Callable[[bytes, bytes], None] | None = None
 
@@ -35,11 +39,13 @@ class RecordingTransport:
         return True
 
     def connected_keys(self) -> list[bytes]:
-        return [PEER]
+        return list(self.peers)
 
 
-def make_gossip(delivered: list[bytes]) -> tuple[TxGossip, RecordingTransport]:
-    transport = RecordingTransport()
+def make_gossip(
+    delivered: list[bytes], peers: tuple[bytes, ...] = (PEER,)
+) -> tuple[TxGossip, RecordingTransport]:
+    transport = RecordingTransport(peers)
     gossip = TxGossip(
         transport,
         channel_id=2,
@@ -102,3 +108,15 @@ def test_add_many_keys_the_seen_cache_by_the_given_digests_and_counts_new_txs() 
     assert gossip.stats.drops["too_large"] == 1
     gossip.forget_digest(digests[0])
     assert gossip.add(b"a"), "the digest given is the cache key"
+
+
+def test_only_one_peer_gets_txs_sent_to_it_and_they_count_as_gossiped() -> None:
+    gossip, transport = make_gossip([], peers=(PEER, OTHER))
+    assert gossip.add_many([b"tx-1", b"tx-2"], only=PEER) == 2
+    gossip.flush()
+    assert transport.sent == [(PEER, [b"tx-1", b"tx-2"])]
+    assert gossip.add_many([b"tx-1", b"tx-2"]) == 0, "already gossiped: not flooded later"
+    assert gossip.offer_to_peer(OTHER, [b"tx-1", b"tx-2"]) == 2, "another peer can be offered them"
+    assert gossip.offer_to_peer(PEER, [b"tx-1"]) == 0
+    gossip.flush()
+    assert transport.sent[1:] == [(OTHER, [b"tx-1", b"tx-2"])]
