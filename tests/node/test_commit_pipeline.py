@@ -26,6 +26,7 @@ from protocol.sealed import SealedBlock
 from protocol.tx import Tx, sign_tx
 from services.interface import BlockInfo, BlockOutcome, StateView
 from storage.memory import MemoryChainStore
+from tests.node.driver_fakes import LEADER_STATUS
 
 CHAIN = "pipeline-chain"
 KEY = SigningKey(hashlib.sha256(b"pipeline").digest())
@@ -187,15 +188,7 @@ async def test_driver_persists_on_the_loop_while_writes_are_quick_and_in_its_thr
             return Output(persist=((b"key", b"value"),))
 
         def status(self) -> EngineStatus:
-            return EngineStatus(
-                kind="test",
-                node_id=NodeId(0),
-                committed_height=0,
-                round=0,
-                leader=NodeId(0),
-                role="leader",
-                proposal_slot=None,
-            )
+            return LEADER_STATUS
 
     async def no_commit(_sealed: SealedBlock) -> None:
         raise AssertionError("nothing commits in this test")

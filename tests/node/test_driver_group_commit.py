@@ -22,6 +22,7 @@ from consensus.types import (
 )
 from node.driver import UNRELEASED_OUTPUTS_MAX, DriverStopped, EngineDriver
 from protocol.sealed import SealedBlock
+from tests.node.driver_fakes import LEADER_STATUS
 from tests.p2p.p2p_helpers import wait_until
 
 Records = Sequence[tuple[bytes, bytes | None]]
@@ -50,15 +51,7 @@ class Numbered:
         )
 
     def status(self) -> EngineStatus:
-        return EngineStatus(
-            kind="test",
-            node_id=NodeId(0),
-            committed_height=0,
-            round=0,
-            leader=NodeId(0),
-            role="leader",
-            proposal_slot=None,
-        )
+        return LEADER_STATUS
 
 
 class Disk:
