@@ -525,6 +525,18 @@ async def assert_same_chain(cluster: LocalCluster, indices: Sequence[int], upto:
             )
 
 
+async def assert_converged(
+    cluster: LocalCluster, indices: Sequence[int], tx_hashes: Sequence[str], *, timeout_s: float
+) -> int:
+    """The end of every fault scenario: the nodes in `indices` reach the highest height any
+    of them reports, hold the same chain up to it, and every tx in `tx_hashes` is committed
+    on each of them. Returns that height."""
+    top = await cluster.agreed_top(indices, timeout_s=timeout_s)
+    await assert_same_chain(cluster, indices, top)
+    await assert_txs_found(cluster, indices, tx_hashes)
+    return top
+
+
 async def assert_txs_found(
     cluster: LocalCluster, indices: Sequence[int], tx_hashes: Sequence[str]
 ) -> None:

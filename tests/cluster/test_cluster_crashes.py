@@ -15,6 +15,7 @@ import pytest
 from tests.cluster.cluster_harness import (
     LocalCluster,
     all_committed,
+    assert_converged,
     assert_same_chain,
     assert_txs_found,
     commit_load,
@@ -62,9 +63,7 @@ async def test_backup_killed_under_load_restarts_and_loses_nothing(
     report = await load
     assert report.acknowledged, f"no tx acknowledged; errors: {report.errors[:5]}"
     assert all(error.startswith(f"node{victim}:") for error in report.errors), report.errors
-    top = await cluster4.agreed_top(NODES, timeout_s=30)
-    await assert_same_chain(cluster4, NODES, top)
-    await assert_txs_found(cluster4, NODES, report.acknowledged)
+    top = await assert_converged(cluster4, NODES, report.acknowledged, timeout_s=30)
     print(
         f"\nscenario 2: victim node{victim}; down {restarted_at - killed_at:.1f} s; "
         f"{len(report.acknowledged)} acknowledged, {len(report.errors)} errors "
@@ -117,9 +116,7 @@ async def test_primary_killed_under_load_view_change_and_restart(cluster4: Local
     report = await load
     assert report.acknowledged, report.errors[:5]
     assert all(error.startswith(f"node{primary}:") for error in report.errors), report.errors
-    top = await cluster4.agreed_top(NODES, timeout_s=30)
-    await assert_same_chain(cluster4, NODES, top)
-    await assert_txs_found(cluster4, NODES, report.acknowledged)
+    top = await assert_converged(cluster4, NODES, report.acknowledged, timeout_s=30)
     print(
         f"\nscenario 2b: primary node{primary} killed; new view committing "
         f"{recovered_s:.1f} s later; down {restarted_at - killed_at:.1f} s; "
@@ -171,9 +168,7 @@ async def test_frozen_primary_triggers_view_change_then_rejoins(cluster4: LocalC
     fresh = [item.tx_hash for item in sent if item.sent_s >= new_view_at]
     committed = await committed_subset(cluster4, others[0], fresh)
     assert committed, f"none of {len(fresh)} txs sent in the new view committed"
-    top = await cluster4.agreed_top(NODES, timeout_s=30)
-    await assert_same_chain(cluster4, NODES, top)
-    await assert_txs_found(cluster4, NODES, committed)
+    top = await assert_converged(cluster4, NODES, committed, timeout_s=30)
     status = (await cluster4.status(primary))["consensus"]
     assert int(status["round"]) > old_round, "old primary did not move to the new view"
     assert int(status["leader"]) != primary
@@ -225,10 +220,8 @@ async def test_two_of_four_down_stops_progress_then_resumes(cluster4: LocalClust
 
     await wait_until(resumed, timeout_s=40, interval_s=0.2, what="progress after restart")
     resume_s = time.monotonic() - restarted_at
-    top = await cluster4.agreed_top(NODES, timeout_s=30)
+    top = await assert_converged(cluster4, NODES, hashes, timeout_s=30)
     assert top > height_at_kill
-    await assert_same_chain(cluster4, NODES, top)
-    await assert_txs_found(cluster4, NODES, hashes)
     print(
         f"\nscenario 4: killed node{victims[0]} and node{victims[1]}; no commit for 5 s "
         f"with 20 txs pending (height stayed {height_at_kill}); after restart the pending "

@@ -21,8 +21,7 @@ from node.config import load_config, write_config
 from p2p.faultproxy import FaultProxy
 from tests.cluster.cluster_harness import (
     LocalCluster,
-    assert_same_chain,
-    assert_txs_found,
+    assert_converged,
     commit_load,
     wait_until,
 )
@@ -144,10 +143,8 @@ async def test_delay_partition_heal(proxied: ProxiedCluster) -> None:
         cluster, factory, lambda: NODES, stop=stop, txs_max=100, duration_s_max=3
     )
     assert after.acknowledged, after.errors[:5]
-    top = await cluster.agreed_top(NODES, timeout_s=20)
-    await assert_same_chain(cluster, NODES, top)
     acknowledged = delayed.acknowledged + during.acknowledged + after.acknowledged
-    await assert_txs_found(cluster, NODES, acknowledged)
+    top = await assert_converged(cluster, NODES, acknowledged, timeout_s=20)
     print(
         f"\nscenario 6: delay 50+-20 ms: {delayed.rate_per_s():.0f} tx/s; partitioned "
         f"{healed_at - partitioned_at:.1f} s: others {during.rate_per_s():.0f} tx/s "
@@ -183,9 +180,9 @@ async def test_partition_longer_than_idle_timeout(proxied: ProxiedCluster) -> No
         cluster, factory, lambda: NODES, stop=stop, txs_max=50, duration_s_max=3
     )
     assert after.acknowledged, after.errors[:5]
-    top = await cluster.agreed_top(NODES, timeout_s=20)
-    await assert_same_chain(cluster, NODES, top)
-    await assert_txs_found(cluster, NODES, during.acknowledged + after.acknowledged)
+    top = await assert_converged(
+        cluster, NODES, during.acknowledged + after.acknowledged, timeout_s=20
+    )
     print(
         f"\nscenario 6b: partitioned {healed_at - partitioned_at:.1f} s (node3 peers while "
         f"cut: {peers_while_cut}); others {during.rate_per_s():.0f} tx/s; node3 caught up "

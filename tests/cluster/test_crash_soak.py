@@ -20,8 +20,7 @@ import pytest
 
 from tests.cluster.cluster_harness import (
     LocalCluster,
-    assert_same_chain,
-    assert_txs_found,
+    assert_converged,
     commit_load,
     running_cluster,
     wait_until,
@@ -90,9 +89,7 @@ async def _soak(cluster: LocalCluster, nodes: list[int], consensus: str) -> None
     assert report.acknowledged, report.errors[:5]
     stray = [error for error in report.errors if int(error[4 : error.index(":")]) not in victims]
     assert not stray, stray[:5]
-    top = await cluster.agreed_top(nodes, timeout_s=30)
-    await assert_same_chain(cluster, nodes, top)
-    await assert_txs_found(cluster, nodes, report.acknowledged)
+    top = await assert_converged(cluster, nodes, report.acknowledged, timeout_s=30)
     print(
         f"\nsoak {consensus} x{len(nodes)}: {KILLS} kills (seed {SEED}), "
         f"{len(report.acknowledged)} txs acknowledged "
