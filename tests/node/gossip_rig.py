@@ -1,4 +1,4 @@
-"""A real Node that is not started, whose tx gossip goes to a stub transport: gossip
+"""A real Node that is not started, whose tx gossip goes to a recording transport: gossip
 batches enter through TxGossip's receive path and the batches it sends are counted per
 peer. Shared by the standby (PBFT) and the Raft forwarding tests."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -19,40 +19,16 @@ from protocol.tx import Tx, sign_tx
 from services.notary import encode_anchor
 from storage.leveldb import LevelDbChainStore
 from tests.node.cluster_helpers import CHAIN, local_net
+from tests.p2p.p2p_helpers import RecordingTransport
 
 ME = 1
 OBSERVER = SigningKey.from_secret(b"observer").public_key
 
 
-class StubTransport:
-    """What gossip needs from P2PNode: the connected validator peers, frames counted."""
-
-    def __init__(self, peers: list[bytes]) -> None:
-        self.peers = peers
-        self.sent: list[tuple[bytes, int]] = []  # (peer, txs in the batch)
-
-    def connected_keys(self) -> list[bytes]:
-        return list(self.peers)
-
-    def send(self, peer_key: bytes, channel_id: int, payload: bytes) -> bool:
-        self.sent.append((peer_key, len(msgspec.msgpack.decode(payload))))
-        return True
-
-    def register_channel(
-        self,
-        channel_id: int,
-        on_message: Callable[[bytes, bytes], None],
-        *,
-        send_queue_max: int,
-        message_bytes_max: int,
-    ) -> None:
-        raise AssertionError("installed after registration")
-
-
 @dataclasses.dataclass
 class Rig:
     node: Node
-    stub: StubTransport
+    stub: RecordingTransport
     keys: list[SigningKey]
     agency: SigningKey
     kind: str
@@ -70,8 +46,8 @@ class Rig:
         assert self.node.network is not None
         self.node.network.gossip.flush()
         sent: dict[bytes, int] = {}
-        for peer, count in self.stub.sent:
-            sent[peer] = sent.get(peer, 0) + count
+        for peer, txs in self.stub.sent:
+            sent[peer] = sent.get(peer, 0) + len(txs)
         return sent
 
     def lead(self, leading: bool) -> None:
@@ -135,7 +111,7 @@ async def gossip_rig(root: Path, *, consensus: str, validators: int) -> AsyncIte
         store=LevelDbChainStore(net.store_path(ME)),
     )
     assert node.network is not None
-    stub = StubTransport([key.public_key for i, key in enumerate(net.keys) if i != ME])
+    stub = RecordingTransport([key.public_key for i, key in enumerate(net.keys) if i != ME])
     node.network.gossip._transport = stub
     node.network.p2p.connected_keys = stub.connected_keys  # type: ignore[method-assign]
     try:

@@ -1,4 +1,5 @@
-"""Shared helpers for the p2p tests: deterministic keys, fast limits, polling."""
+"""Shared helpers for the p2p tests: deterministic keys, fast limits, polling, a recording
+gossip transport."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import random
 import time
 from collections.abc import Callable
 
+import msgspec
 from nacl.signing import SigningKey
 
 from p2p.config import P2PConfig, P2PLimits, PeerAddress
@@ -102,3 +104,30 @@ async def connected_pair(
     await node_b.start()
     await wait_until(lambda: bool(node_a.connected_keys() and node_b.connected_keys()))
     return node_a, node_b, inboxes
+
+
+class RecordingTransport:
+    """The GossipTransport a test double must provide: the connected peers (a list a test
+    may change), every batch sent kept decoded, the registered receiver kept."""
+
+    def __init__(self, peers: list[bytes]) -> None:
+        self.peers = peers
+        self.sent: list[tuple[bytes, list[bytes]]] = []
+        self.on_message: Callable[[bytes, bytes], None] | None = None
+
+    def register_channel(
+        self,
+        channel_id: int,
+        on_message: Callable[[bytes, bytes], None],
+        *,
+        send_queue_max: int,
+        message_bytes_max: int,
+    ) -> None:
+        self.on_message = on_message
+
+    def send(self, peer_key: bytes, channel_id: int, payload: bytes) -> bool:
+        self.sent.append((peer_key, msgspec.msgpack.decode(payload, type=list[bytes])))
+        return True
+
+    def connected_keys(self) -> list[bytes]:
+        return list(self.peers)

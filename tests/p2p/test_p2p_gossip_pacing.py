@@ -5,14 +5,15 @@ busy peer's txs wait for the flush, so a peer gets at most ~2 batches per interv
 from __future__ import annotations
 
 from p2p.gossip import GossipLimits, TxGossip
-from tests.p2p.test_p2p_gossip_resend import RecordingTransport, sent_txs
+from tests.p2p.p2p_helpers import RecordingTransport
+from tests.p2p.test_p2p_gossip_resend import PEER, sent_txs
 
 INTERVAL_S = 0.01
 
 
 def paced_gossip() -> tuple[TxGossip, RecordingTransport, list[float]]:
     clock = [100.0]
-    transport = RecordingTransport()
+    transport = RecordingTransport([PEER])
     gossip = TxGossip(
         transport,
         channel_id=2,

@@ -5,47 +5,20 @@ what the peer is believed to hold, and both stay bounded. And sending to one pee
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 
 import msgspec
 
 from p2p.gossip import GossipLimits, TxGossip
+from tests.p2p.p2p_helpers import RecordingTransport
 
 PEER = b"p" * 32
 OTHER = b"o" * 32
 
 
-class RecordingTransport:
-    """The GossipTransport a test double must provide: connected peers (one unless told),
-    sends kept."""
-
-    def __init__(self, peers: tuple[bytes, ...] = (PEER,)) -> None:
-        self.peers = peers
-        self.sent: list[tuple[bytes, list[bytes]]] = []
-        self.on_message: Callable[[bytes, bytes], None] | None = None
-
-    def register_channel(
-        self,
-        channel_id: int,
-        on_message: Callable[[bytes, bytes], None],
-        *,
-        send_queue_max: int,
-        message_bytes_max: int,
-    ) -> None:
-        self.on_message = on_message
-
-    def send(self, peer_key: bytes, channel_id: int, payload: bytes) -> bool:
-        self.sent.append((peer_key, msgspec.msgpack.decode(payload, type=list[bytes])))
-        return True
-
-    def connected_keys(self) -> list[bytes]:
-        return list(self.peers)
-
-
 def make_gossip(
     delivered: list[bytes], peers: tuple[bytes, ...] = (PEER,)
 ) -> tuple[TxGossip, RecordingTransport]:
-    transport = RecordingTransport(peers)
+    transport = RecordingTransport(list(peers))
     gossip = TxGossip(
         transport,
         channel_id=2,
